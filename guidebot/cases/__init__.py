@@ -1,0 +1,1 @@
+"""Case progress: statuses, working-day deadlines, import, lookup and staff commands."""
