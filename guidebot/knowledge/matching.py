@@ -1,0 +1,439 @@
+"""From a citizen's message to a decision: answer one item, clarify among a few, or say unknown.
+
+Pure: a catalog goes in, an index is built once, `match(text)` comes out. No database, no I/O.
+
+How a message is read:
+1. normalize it (width, traditional → simplified, emoji, markup …) and detect the field asked;
+2. correct homophone typos against the catalog's vocabulary by pinyin (身份正 → 身份证);
+3. find the domain synonyms it uses (开饭馆 → 食品经营许可) — each becomes a *concept*;
+4. split the rest into jieba words, dropping filler words;
+5. retrieve candidates with BM25 over words and characters, plus every item a concept or a name hits;
+6. score each candidate by how much of the message it explains (query coverage, IDF-weighted) and
+   how much of its own name the message mentions (name coverage). Both are fractions in [0, 1], so
+   one set of thresholds holds for a catalog of 20 items and of 100,000.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+
+import bm25s
+import jieba
+import numpy as np
+from pypinyin import lazy_pinyin
+from rapidfuzz.distance import LCSseq
+
+from guidebot.knowledge.catalog import Catalog, Item
+from guidebot.knowledge.fields import FIELD_WORDS as field_words
+from guidebot.knowledge.fields import Field, detect_field
+from guidebot.knowledge.lexicon import Lexicon, Synonym, bundled_lexicon
+from guidebot.knowledge.normalize import MAX_MATCH_CHARS, name_variants, normalize
+
+jieba.setLogLevel(60)
+
+
+class Decision(StrEnum):
+    ANSWER = "answer"
+    CLARIFY = "clarify"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Scored:
+    item: Item
+    score: float
+    query_coverage: float
+    name_coverage: float
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    decision: Decision
+    field: Field
+    choices: tuple[Scored, ...]  # answer: the item first; clarify: the choices offered; unknown: ()
+    ranked: tuple[Scored, ...]  # the best candidates, best first, whatever the decision
+    main_item: str = ""  # set when the choices are situations of one main item
+    corrected: str = ""  # the message as read after typo correction
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        return tuple(s.item for s in self.choices)
+
+    @property
+    def best(self) -> Item | None:
+        return self.choices[0].item if self.choices else None
+
+
+# Thresholds (fractions, see the module docstring). Tuned on eval/questions.jsonl.
+MIN_QUERY_COVERAGE = 0.5
+MIN_SCORE = 0.5
+TIE_MARGIN = 0.06
+MAX_CHOICES = 5
+CANDIDATES = 80
+
+# Weights of the kinds of evidence in a message.
+CONCEPT_WEIGHT = 1.0
+UNSEEN_WORD_WEIGHT = 0.3
+QUERY_SHARE = 0.7
+NAME_SHARE = 0.3
+EXACT_NAME_BONUS = 0.15
+
+_CASE_NUMBER = re.compile(r"[a-z0-9-]{8,}")
+_DIGITS = re.compile(r"\d+")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@lru_cache(maxsize=1)
+def _base_tokenizer() -> jieba.Tokenizer:
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer
+
+
+@dataclass
+class _Unit:
+    """One piece of evidence in a message: a word, or a concept with its official phrasings."""
+
+    alternatives: tuple[str, ...]
+    weight: float
+    is_concept: bool = False
+    text: str = ""
+    soft: bool = False  # a field word (材料, 窗口 …): evidence when an item has it, never counted against one
+
+
+@dataclass
+class _Query:
+    text: str
+    field: Field
+    units: list[_Unit] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+    evidence: str = ""
+
+
+class CatalogIndex:
+    """An index over one catalog; build once, then call `match` as often as needed."""
+
+    def __init__(self, catalog: Catalog, lexicon: Lexicon | None = None) -> None:
+        self.catalog = catalog
+        self.lexicon = lexicon or bundled_lexicon()
+        self.items = list(catalog.items)
+        self._tokenizer = _base_tokenizer()
+        self._user_words = self._build_user_dictionary()
+        # Per item: the compact strings its name, main item and aliases are matched in.
+        self._texts: list[tuple[str, ...]] = []
+        self._name_texts: list[tuple[str, ...]] = []
+        corpus: list[list[str]] = []
+        word_df: dict[str, int] = defaultdict(int)
+        self._exact: dict[str, list[int]] = defaultdict(list)
+        for position, item in enumerate(self.items):
+            names = list(name_variants(item.name))
+            aliases = [a for a in (normalize(a).replace(" ", "") for a in item.aliases) if a]
+            main = list(name_variants(item.main_item)) if item.main_item else []
+            self._name_texts.append(tuple(dict.fromkeys(names + aliases)))
+            self._texts.append(tuple(dict.fromkeys(names + aliases + main)))
+            for text in dict.fromkeys(names[:2] + aliases):
+                if len(text) >= 2:
+                    self._exact[text].append(position)
+            tokens = self._doc_tokens(names + aliases + main)
+            corpus.append(tokens)
+            for token in set(tokens):
+                word_df[token] += 1
+        self._word_df = dict(word_df)
+        self._n = max(len(self.items), 1)
+        self._bm25 = bm25s.BM25()
+        self._bm25.index(corpus, show_progress=False)
+        self._exact_lengths = sorted({len(k) for k in self._exact}, reverse=True)
+        self._synonym_index = self._build_synonym_index()
+        self._concept_items = self._build_concept_items()
+        self._pinyin_index, self._initials_index = self._build_pinyin_index()
+        self._max_pinyin_len = max((len(k) for k in self._pinyin_index), default=0)
+
+    # ------------------------------------------------------------------ building
+
+    def _build_user_dictionary(self) -> set[str]:
+        words = {w for w in self.lexicon.phrases if 2 <= len(w) <= 12}
+        for item in self.catalog.items:
+            words.update(a for a in (normalize(a).replace(" ", "") for a in item.aliases) if 2 <= len(a) <= 12)
+        return words
+
+    def _cut(self, text: str) -> list[str]:
+        """jieba search-mode words plus user-dictionary words found verbatim (no global jieba state)."""
+        words = [w for w in self._tokenizer.cut_for_search(text) if w.strip()]
+        for length in range(2, 13):
+            for start in range(0, len(text) - length + 1):
+                piece = text[start : start + length]
+                if piece in self._user_words:
+                    words.append(piece)
+        return words
+
+    def _doc_tokens(self, texts: Sequence[str]) -> list[str]:
+        tokens: list[str] = []
+        for text in dict.fromkeys(texts):
+            tokens.extend(w for w in self._cut(text) if w not in self.lexicon.stopwords)
+            tokens.extend("#" + ch for ch in text if _HAN.match(ch))
+        return tokens
+
+    def _build_synonym_index(self) -> dict[str, list[Synonym]]:
+        index: dict[str, list[Synonym]] = defaultdict(list)
+        for synonym in self.lexicon.synonyms:
+            for say in synonym.say:
+                index[say].append(synonym)
+        return dict(index)
+
+    def _build_concept_items(self) -> dict[str, list[int]]:
+        """For every official phrase of the synonym table, the items whose text contains it."""
+        phrases = {m for synonym in self.lexicon.synonyms for m in synonym.means}
+        found: dict[str, list[int]] = {}
+        by_char: dict[str, set[int]] = defaultdict(set)
+        for position, texts in enumerate(self._texts):
+            for text in texts:
+                for ch in text:
+                    by_char[ch].add(position)
+        for phrase in phrases:
+            if not phrase:
+                continue
+            candidates = set.intersection(*(by_char.get(ch, set()) for ch in set(phrase)))
+            hits = [p for p in sorted(candidates) if any(phrase in t for t in self._texts[p])]
+            if hits:
+                found[phrase] = hits
+        return found
+
+    def _build_pinyin_index(self) -> tuple[dict[tuple[str, ...], str], dict[tuple[str, ...], list[str]]]:
+        vocabulary = set(self._user_words)
+        for word in self._word_df:
+            if 2 <= len(word) <= 8 and all(_HAN.match(ch) for ch in word):
+                vocabulary.add(word)
+        exact: dict[tuple[str, ...], str] = {}
+        initials: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for word in sorted(vocabulary):
+            if not all(_HAN.match(ch) for ch in word):
+                continue
+            syllables = tuple(lazy_pinyin(word))
+            exact.setdefault(syllables, word)
+            if len(word) >= 3:
+                initials[tuple(s[0] for s in syllables)].append(word)
+        self._vocabulary = vocabulary
+        return exact, dict(initials)
+
+    # ------------------------------------------------------------------ reading a message
+
+    def correct_typos(self, text: str) -> str:
+        """Replace homophone or near-homophone windows with catalog words (户口薄 → 户口簿).
+
+        Only a window holding a character that no known word of the message covers is a typo
+        candidate: 经营许可 is made of known words and stays as it is; in 身份正, 正 is uncovered.
+        """
+        if not self._pinyin_index or not _HAN.search(text):
+            return text
+        covered = self._known_coverage(text)
+        if all(covered):
+            return text
+        syllables = [lazy_pinyin(ch)[0] if _HAN.match(ch) else ch for ch in text]
+        replaced: list[tuple[int, int, str]] = []
+        start = 0
+        while start < len(text):
+            found: tuple[int, str] | None = None
+            for length in range(min(6, len(text) - start), 1, -1):
+                window = text[start : start + length]
+                if all(covered[start : start + length]) or not all(_HAN.match(ch) for ch in window):
+                    continue
+                key = tuple(syllables[start : start + length])
+                term = self._pinyin_index.get(key)
+                if term is None and length >= 3:
+                    term = self._near_homophone(window, key)
+                if term and term != window and _fixes_uncovered(term, window, covered[start : start + length]):
+                    found = (length, term)
+                    break
+            if found:
+                replaced.append((start, start + found[0], found[1]))
+                start += found[0]
+            else:
+                start += 1
+        for begin, end, term in reversed(replaced):
+            text = text[:begin] + term + text[end:]
+        return text
+
+    def _known_coverage(self, text: str) -> list[bool]:
+        covered = [False] * len(text)
+        for length in range(2, 9):
+            for start in range(0, len(text) - length + 1):
+                if text[start : start + length] in self._vocabulary:
+                    for i in range(start, start + length):
+                        covered[i] = True
+        return covered
+
+    def _near_homophone(self, window: str, key: tuple[str, ...]) -> str | None:
+        candidates = self._initials_index.get(tuple(s[0] for s in key), [])
+        best, best_score = None, 0.0
+        joined = "".join(key)
+        for word in candidates:
+            if len(word) != len(window):
+                continue
+            score = LCSseq.normalized_similarity("".join(lazy_pinyin(word)), joined)
+            same = sum(a == b for a, b in zip(word, window, strict=True))
+            if same >= len(word) - 1 and score > best_score and score >= 0.75:
+                best, best_score = word, score
+        return best
+
+    def _read(self, message: str) -> _Query:
+        text = normalize(message)[:MAX_MATCH_CHARS]
+        field_asked = detect_field(text)
+        compact_text = text.replace(" ", "")
+        compact_text = self.correct_typos(compact_text)
+        query = _Query(text=compact_text, field=field_asked)
+        # Case numbers and long digit runs are never fuzzy-matched: they leave the message here.
+        residual = _CASE_NUMBER.sub(" ", compact_text)
+        residual = _DIGITS.sub(" ", residual)
+        concept_texts: list[str] = []
+        for begin, end, synonyms in self._find_synonyms(residual):
+            say = residual[begin:end]
+            for synonym in synonyms:
+                query.units.append(_Unit(alternatives=(*synonym.means, say), weight=CONCEPT_WEIGHT,
+                                         is_concept=True, text=say))
+                concept_texts.extend(synonym.means)
+            residual = residual[:begin] + " " * (end - begin) + residual[end:]
+        words = []
+        for chunk in residual.split():
+            for word in self._tokenizer.cut(chunk):
+                word = word.strip()
+                if word and word not in self.lexicon.stopwords and not _is_filler(word, self.lexicon.stopwords):
+                    words.append(word)
+        seen: set[str] = set()
+        for word in words:
+            if word in seen:
+                continue
+            seen.add(word)
+            soft = bool(field_words.search(word))
+            query.units.append(_Unit(alternatives=(word,), weight=self._word_weight(word), text=word, soft=soft))
+        query.tokens = [w for w in self._cut(compact_text) if w not in self.lexicon.stopwords]
+        query.tokens += ["#" + ch for ch in compact_text if _HAN.match(ch)]
+        for phrase in concept_texts:
+            query.tokens.extend(self._cut(phrase))
+        query.evidence = compact_text + "|" + "|".join(concept_texts)
+        return query
+
+    def _find_synonyms(self, text: str) -> list[tuple[int, int, list[Synonym]]]:
+        """Longest-first, non-overlapping synonym phrases in the message."""
+        found: list[tuple[int, int, list[Synonym]]] = []
+        taken = [False] * len(text)
+        phrases = sorted(self._synonym_index, key=len, reverse=True)
+        for phrase in phrases:
+            start = text.find(phrase)
+            while start != -1:
+                end = start + len(phrase)
+                if not any(taken[start:end]):
+                    found.append((start, end, self._synonym_index[phrase]))
+                    for i in range(start, end):
+                        taken[i] = True
+                start = text.find(phrase, start + 1)
+        return sorted(found, key=lambda f: f[0])
+
+    def _word_weight(self, word: str) -> float:
+        df = self._word_df.get(word)
+        if df is None:
+            # A word the catalog never uses: probably noise in a long message, unless it is all there is.
+            return UNSEEN_WORD_WEIGHT if len(word) >= 2 else UNSEEN_WORD_WEIGHT / 2
+        return max(math.log(1 + self._n / df) / math.log(1 + self._n), 0.1)
+
+    # ------------------------------------------------------------------ scoring
+
+    def _candidates(self, query: _Query) -> set[int]:
+        candidates: set[int] = set()
+        if query.tokens:
+            scores = self._bm25.get_scores(query.tokens)
+            if len(scores):
+                k = min(CANDIDATES, len(scores))
+                top = np.argpartition(-scores, k - 1)[:k]
+                candidates.update(int(i) for i in top if scores[i] > 0)
+        for unit in query.units:
+            if unit.is_concept:
+                for phrase in unit.alternatives:
+                    candidates.update(self._concept_items.get(phrase, ()))
+        text = query.text
+        for length in self._exact_lengths:
+            for start in range(0, len(text) - length + 1):
+                candidates.update(self._exact.get(text[start : start + length], ()))
+        return candidates
+
+    def _score(self, position: int, query: _Query) -> Scored:
+        texts = self._texts[position]
+        total = 0.0
+        matched = 0.0
+        for unit in query.units:
+            found = _unit_match(unit, texts)
+            if unit.soft and not found:
+                continue
+            total += unit.weight
+            matched += unit.weight * found
+        query_coverage = matched / total if total else 0.0
+        name_coverage = 0.0
+        for name in self._name_texts[position]:
+            if name:
+                name_coverage = max(name_coverage, LCSseq.similarity(name, query.evidence) / len(name))
+        exact = any(name in query.text for name in self._name_texts[position] if len(name) >= 2)
+        score = QUERY_SHARE * query_coverage + NAME_SHARE * name_coverage + (EXACT_NAME_BONUS if exact else 0.0)
+        return Scored(self.items[position], min(score, 1.0), query_coverage, name_coverage)
+
+    def rank(self, message: str, top: int = 10) -> tuple[_Query, list[Scored]]:
+        query = self._read(message)
+        if not query.units:
+            return query, []
+        scored = [self._score(p, query) for p in self._candidates(query)]
+        scored.sort(key=lambda s: (-s.score, -s.name_coverage, not s.item.has_guide, len(s.item.name)))
+        return query, scored[:top]
+
+    def match(self, message: str, top: int = MAX_CHOICES) -> MatchResult:
+        query, ranked = self.rank(message, top=max(top, 20))
+        shown = tuple(ranked[: max(top, MAX_CHOICES)])
+        if not ranked or ranked[0].query_coverage < MIN_QUERY_COVERAGE or ranked[0].score < MIN_SCORE:
+            return MatchResult(Decision.UNKNOWN, query.field, (), shown, corrected=query.text)
+        best = ranked[0]
+        tied = [s for s in ranked if s.score >= best.score - TIE_MARGIN and s.query_coverage >= MIN_QUERY_COVERAGE]
+        if len(tied) == 1:
+            return MatchResult(Decision.ANSWER, query.field, (best,), shown, corrected=query.text)
+        mains = {s.item.main_item for s in tied}
+        main_item = next(iter(mains)) if len(mains) == 1 and "" not in mains else ""
+        return MatchResult(Decision.CLARIFY, query.field, tuple(tied[:MAX_CHOICES]), shown,
+                           main_item=main_item, corrected=query.text)
+
+
+def _fixes_uncovered(term: str, window: str, covered: list[bool]) -> bool:
+    """The correction keeps at least one character and changes only characters no known word covers."""
+    kept = sum(a == b for a, b in zip(term, window, strict=True))
+    changes_covered = any(a != b and known for a, b, known in zip(term, window, covered, strict=True))
+    return kept >= 1 and not changes_covered
+
+
+def _is_filler(word: str, stopwords: frozenset[str]) -> bool:
+    """A word made only of filler characters (啥子, 咋个 split into parts …)."""
+    return len(word) == 1 and not _HAN.match(word)
+
+
+def _unit_match(unit: _Unit, texts: tuple[str, ...]) -> float:
+    """How well one piece of evidence is found in an item's texts: 1 found, partial for long words."""
+    best = 0.0
+    for alternative in unit.alternatives:
+        for text in texts:
+            if alternative in text:
+                return 1.0
+        if len(alternative) >= 3:
+            for text in texts:
+                common = LCSseq.similarity(alternative, text)
+                if common >= 2:
+                    best = max(best, 0.8 * _longest_common_substring(alternative, text) / len(alternative))
+    return best
+
+
+def _longest_common_substring(a: str, b: str) -> int:
+    best = 0
+    for length in range(min(len(a), len(b)), 1, -1):
+        for start in range(0, len(a) - length + 1):
+            if a[start : start + length] in b:
+                return length
+    return best
