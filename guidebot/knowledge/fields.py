@@ -70,6 +70,8 @@ def detect_field(text: str) -> Field:
     fields = detect_fields(text)
     if not fields:
         return Field.ALL
+    if Field.ONLINE in fields and Field.CONDITIONS in fields:
+        fields.remove(Field.CONDITIONS)  # 网上能办吗 asks where, not whether
     if len(fields) == 1:
         return fields[0]
     if Field.FORMS in fields and Field.MATERIALS in fields:

@@ -80,6 +80,9 @@ CANDIDATES = 80
 # Weights of the kinds of evidence in a message.
 CONCEPT_WEIGHT = 1.0
 UNSEEN_WORD_WEIGHT = 0.3
+SINGLE_CHAR_FACTOR = 0.25
+UNMATCHED_CAP = 1.0
+MIN_EVIDENCE = 0.45
 QUERY_SHARE = 0.7
 NAME_SHARE = 0.3
 EXACT_NAME_BONUS = 0.15
@@ -336,10 +339,11 @@ class CatalogIndex:
 
     def _word_weight(self, word: str) -> float:
         df = self._word_df.get(word)
+        factor = SINGLE_CHAR_FACTOR if len(word) == 1 else 1.0
         if df is None:
             # A word the catalog never uses: probably noise in a long message, unless it is all there is.
-            return UNSEEN_WORD_WEIGHT if len(word) >= 2 else UNSEEN_WORD_WEIGHT / 2
-        return max(math.log(1 + self._n / df) / math.log(1 + self._n), 0.1)
+            return UNSEEN_WORD_WEIGHT * factor
+        return max(math.log(1 + self._n / df) / math.log(1 + self._n), 0.1) * factor
 
     # ------------------------------------------------------------------ scoring
 
@@ -363,15 +367,17 @@ class CatalogIndex:
 
     def _score(self, position: int, query: _Query) -> Scored:
         texts = self._texts[position]
-        total = 0.0
-        matched = 0.0
+        matched = unmatched = 0.0
         for unit in query.units:
             found = _unit_match(unit, texts)
             if unit.soft and not found:
                 continue
-            total += unit.weight
             matched += unit.weight * found
-        query_coverage = matched / total if total else 0.0
+            unmatched += unit.weight * (1.0 - found)
+        # Unexplained words count against an item only up to a cap: a long message full of
+        # background (我是协兴镇的，今年67了…) must not drown the few words that name the item.
+        explained = matched + min(unmatched, UNMATCHED_CAP)
+        query_coverage = matched / explained if matched >= MIN_EVIDENCE else 0.0
         name_coverage = 0.0
         for name in self._name_texts[position]:
             if name:

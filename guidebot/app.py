@@ -1,0 +1,80 @@
+"""The one wiring point: everything guidebot runs is built here from one Settings object."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from guidebot.dialog.engine import DialogEngine, MemoryStore, StateStore
+from guidebot.knowledge.catalog import Catalog
+from guidebot.knowledge.export import catalog_to_yaml
+from guidebot.knowledge.importer import load_bundled_catalog, load_catalog
+from guidebot.knowledge.matching import CatalogIndex
+from guidebot.settings import Settings
+
+
+def load_configured_catalog(settings: Settings) -> Catalog:
+    """The catalog staff imported (or GUIDEBOT_CATALOG names), else the bundled one."""
+    if settings.catalog_path is None:
+        return load_bundled_catalog()
+    catalog = load_catalog(settings.catalog_path)
+    if not catalog.center.phone:
+        # An imported item list without a center block keeps the bundled center's details.
+        catalog = replace(catalog, center=load_bundled_catalog().center)
+    return catalog
+
+
+def install_catalog(source: Path, settings: Settings) -> tuple[Catalog, Path]:
+    """Validate `source` completely, then replace the catalog in use in one atomic rename."""
+    catalog = load_catalog(source)
+    if not catalog.center.phone:
+        catalog = replace(catalog, center=load_bundled_catalog().center)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    target = settings.data_dir / "catalog.yaml"
+    handle, temp_name = tempfile.mkstemp(dir=settings.data_dir, prefix=".catalog-", suffix=".yaml")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(catalog_to_yaml(catalog))
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return catalog, target
+
+
+@dataclass
+class Guidebot:
+    settings: Settings
+    catalog: Catalog
+    index: CatalogIndex
+    engine: DialogEngine
+    store: StateStore
+
+
+def build(settings: Settings | None = None, *, persistent: bool = True) -> Guidebot:
+    """Catalog, index, store and dialog engine, wired. `persistent=False` keeps state in memory."""
+    settings = settings or Settings.load()
+    catalog = load_configured_catalog(settings)
+    index = CatalogIndex(catalog)
+    store: StateStore
+    sub_dialogs = []
+    if persistent:
+        from guidebot.store.db import open_store
+
+        store = open_store(settings.database_url)
+        sub_dialogs = _case_dialogs(store, catalog)
+    else:
+        store = MemoryStore()
+    engine = DialogEngine(index, store, sub_dialogs=sub_dialogs)
+    return Guidebot(settings, catalog, index, engine, store)
+
+
+def _case_dialogs(store: object, catalog: Catalog) -> list:
+    """The case-lookup sub-dialog, when the case module is present."""
+    try:
+        from guidebot.dialog.case_flow import CaseFlow
+    except ImportError:
+        return []
+    return [CaseFlow.build(store, catalog)]

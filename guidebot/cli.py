@@ -1,0 +1,162 @@
+"""The `guidebot` command. Each subcommand is a thin call into `guidebot.app` and the modules it wires."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from guidebot.knowledge.importer import CatalogError
+from guidebot.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    return Settings.load()
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Chat in the terminal with the configured (or bundled) catalog."""
+    from guidebot.app import build
+    from guidebot.handlers.console import run_chat
+
+    bot = build(_settings(), persistent=not args.memory)
+    run_chat(bot.engine, sender=args.sender)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Answer one question and exit."""
+    from guidebot.app import build
+    from guidebot.dialog.replies import Inbound
+
+    bot = build(_settings(), persistent=False)
+    for reply in bot.engine.handle(Inbound(channel="console", sender="ask", text=" ".join(args.question))):
+        print(reply.plain())
+    return 0
+
+
+def cmd_catalog_check(args: argparse.Namespace) -> int:
+    """Validate a catalog file and report every problem, changing nothing."""
+    from guidebot.knowledge.importer import load_catalog
+
+    catalog = load_catalog(args.file)
+    guides = sum(1 for item in catalog.items if item.has_guide)
+    print(f"{args.file}: {len(catalog)} 个事项，其中 {guides} 个有详细指南；检查通过。")
+    return 0
+
+
+def cmd_catalog_import(args: argparse.Namespace) -> int:
+    """Validate a catalog file and, only if all of it is valid, make it the catalog in use."""
+    from guidebot.app import install_catalog
+
+    catalog, target = install_catalog(Path(args.file), _settings())
+    print(f"已导入 {len(catalog)} 个事项 → {target}")
+    return 0
+
+
+def _load_catalog_arg(path: str | None):  # noqa: ANN202 - Catalog, imported lazily
+    from guidebot.app import load_configured_catalog
+    from guidebot.knowledge.importer import load_catalog
+
+    return load_catalog(path) if path else load_configured_catalog(_settings())
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    """Read one message per line on stdin; write one JSON decision per line."""
+    from guidebot.knowledge.matching import CatalogIndex
+
+    index = CatalogIndex(_load_catalog_arg(args.catalog))
+    for line in sys.stdin:
+        message = line.rstrip("\n")
+        result = index.match(message, top=args.top)
+        items = result.items if result.choices else tuple(s.item for s in result.ranked[: args.top])
+        scores = result.choices if result.choices else result.ranked[: args.top]
+        record = {
+            "q": message,
+            "decision": result.decision.value,
+            "items": [item.code for item in items],
+            "scores": [round(s.score, 4) for s in scores],
+            "field": result.field.value,
+        }
+        if result.decision.value == "unknown":
+            record["items"], record["scores"] = [], []
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Measure matching on a question set and print the rates per kind."""
+    from guidebot.knowledge.evaluation import evaluate, format_report, read_questions
+    from guidebot.knowledge.matching import CatalogIndex
+
+    index = CatalogIndex(_load_catalog_arg(args.catalog))
+    tallies, latencies = evaluate(index, read_questions(Path(args.questions)))
+    print(format_report(tallies, latencies))
+    if args.failures:
+        for tally in tallies.values():
+            for failure in tally.failures:
+                print(json.dumps(failure, ensure_ascii=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="guidebot", description="政务服务中心办事指南助手")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    chat = sub.add_parser("chat", help="终端对话 (interactive terminal chat)")
+    chat.add_argument("--sender", default="local", help="who the conversation belongs to")
+    chat.add_argument("--memory", action="store_true", help="keep no state in the database")
+    chat.set_defaults(handler=cmd_chat)
+
+    ask = sub.add_parser("ask", help="回答一个问题 (answer one question)")
+    ask.add_argument("question", nargs="+")
+    ask.set_defaults(handler=cmd_ask)
+
+    catalog = sub.add_parser("catalog", help="事项目录 (the item catalog)")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
+    check = catalog_sub.add_parser("check", help="检查文件，不导入")
+    check.add_argument("file")
+    check.set_defaults(handler=cmd_catalog_check)
+    imp = catalog_sub.add_parser("import", help="检查并导入（全部正确才导入）")
+    imp.add_argument("file")
+    imp.set_defaults(handler=cmd_catalog_import)
+
+    match = sub.add_parser("match", help="stdin 每行一条消息 → 每行一个 JSON 决定")
+    match.add_argument("--catalog", help="catalog file (default: the one in use)")
+    match.add_argument("--top", type=int, default=5)
+    match.set_defaults(handler=cmd_match)
+
+    ev = sub.add_parser("eval", help="评测匹配效果")
+    ev.add_argument("--catalog", help="catalog file (default: the one in use)")
+    ev.add_argument("--questions", required=True, help="JSONL: {q, gold, kind} per line")
+    ev.add_argument("--failures", action="store_true", help="also print every question not answered right")
+    ev.set_defaults(handler=cmd_eval)
+
+    try:
+        from guidebot.cases import cli as cases_cli
+    except ImportError:
+        cases_cli = None
+    if cases_cli is not None and hasattr(cases_cli, "register"):
+        cases_cli.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except CatalogError as error:
+        print(error.report(), file=sys.stderr)
+        return 1
+    except SettingsError as error:
+        print(f"配置错误 / settings error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

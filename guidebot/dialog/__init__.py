@@ -1,0 +1,1 @@
+"""The channel-independent dialog: Inbound messages in, Reply parts out."""

@@ -1,0 +1,125 @@
+"""Dialog transcripts on a small catalog: answers, fields, follow-ups, clarify by number, small talk."""
+
+from __future__ import annotations
+
+import pytest
+
+from guidebot.dialog.engine import distinguishing_labels
+from guidebot.dialog.replies import Choices
+from tests.conftest import Conversation
+
+
+def test_general_question_gets_the_whole_guide_in_one_message(small_chat: Conversation) -> None:
+    reply = small_chat.say("我想办个身份证")
+    assert "【居民身份证办理】" in reply
+    for expected in ("居民户口簿（原件，1份）", "近期免冠照片（原件，2份）：可现场采集", "工本费 20 元",
+                     "承诺 20 个工作日", "公安综合窗口 3 号", "到现场次数】2 次", "示例指南"):
+        assert expected in reply
+
+
+def test_materials_question_answers_materials(small_chat: Conversation) -> None:
+    reply = small_chat.say("办身份证要准备啥")
+    assert "居民户口簿（原件，1份）" in reply and "工本费" not in reply
+
+
+def test_field_question_answers_that_field_only(small_chat: Conversation) -> None:
+    reply = small_chat.say("结婚登记收费吗")
+    assert "【收费】不收费" in reply
+    assert "申请材料" not in reply
+
+
+def test_follow_up_is_about_the_item_last_discussed(small_chat: Conversation) -> None:
+    small_chat.say("我想办身份证")
+    reply = small_chat.say("那要多久？")
+    assert "居民身份证办理" in reply and "承诺 20 个工作日" in reply
+    assert "工本费 20 元" in small_chat.say("收费吗")
+
+
+def test_clarify_sub_items_by_situation_then_choose_by_number(small_chat: Conversation) -> None:
+    reply = small_chat.say("食品经营许可")
+    assert "分几种情况" in reply
+    assert "1. 新办" in reply and "2. 变更" in reply and "3. 注销" in reply
+    answer = small_chat.say("2")
+    assert "【食品经营许可（变更）】" in answer
+    assert "请回复 1 到" not in answer
+
+
+def test_clarify_choice_out_of_range(small_chat: Conversation) -> None:
+    small_chat.say("食品经营许可")
+    assert "请回复 1 到 3 之间的数字" in small_chat.say("9")
+
+
+def test_item_without_guide_says_so_and_gives_the_phone(small_chat: Conversation) -> None:
+    reply = small_chat.say("无犯罪记录证明怎么开")
+    assert "无犯罪记录证明" in reply and "010-12345678" in reply
+
+
+def test_unknown_is_kind_gives_phone_and_is_logged(small_chat: Conversation, memory_store) -> None:
+    reply = small_chat.say("我想买火车票")
+    assert "没有找到" in reply and "010-12345678" in reply and "周一至周五" in reply
+    assert memory_store.logged[-1]["decision"] == "unknown"
+    assert memory_store.logged[-1]["text"] == "我想买火车票"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("你好", "办事指南助手"),
+        ("/start", "办事指南助手"),
+        ("帮助", "您可以这样问我"),
+        ("谢谢！", "不客气"),
+        ("中心地址在哪", "测试路 1 号"),
+        ("几点上班", "周一至周五 9:00-17:00"),
+        ("中心周末上班吗？", "周末不上班"),
+    ],
+)
+def test_small_talk_and_center_information(small_chat: Conversation, message: str, expected: str) -> None:
+    assert expected in small_chat.say(message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["", "   ", "😀😀😀", "<script>alert(1)</script>", "\x00\x01\x02", "身份证" * 3400, "a" * 10000,
+     "&lt;b&gt;", "？？？", "1"],
+    ids=["empty", "spaces", "emoji", "markup", "control", "10000-chinese", "10000-latin", "entities", "punct",
+         "bare-number"],
+)
+def test_bad_input_gets_a_sensible_reply(small_chat: Conversation, message: str) -> None:
+    reply = small_chat.say(message)
+    assert reply.strip()
+    assert "Traceback" not in reply
+    assert "<script>" not in reply
+
+
+def test_item_answer_offers_section_shortcuts(small_chat: Conversation) -> None:
+    replies = small_chat.replies("办身份证")
+    shortcuts = [part for part in replies[0].parts if isinstance(part, Choices) and not part.numbered]
+    assert shortcuts and "收费" in [choice.label for choice in shortcuts[0].options]
+
+
+def test_item_faq_is_answered_with_the_guide(small_chat: Conversation) -> None:
+    reply = small_chat.say("身份证可以异地办理吗")
+    assert "在全国任一办证点申请" in reply
+
+
+def test_state_is_per_sender(small_index, memory_store) -> None:
+    from guidebot.dialog.engine import DialogEngine
+
+    engine = DialogEngine(small_index, memory_store)
+    alice, bob = Conversation(engine, sender="alice"), Conversation(engine, sender="bob")
+    alice.say("食品经营许可")
+    assert "没有找到" in bob.say("2") or "请直接告诉我" in bob.say("2")
+    assert "食品经营许可（变更）" in alice.say("2")
+
+
+@pytest.mark.parametrize(
+    ("names", "labels"),
+    [
+        (["食品经营许可（新办）", "食品经营许可（变更）"], ["新办", "变更"]),
+        (["户口恢复", "户口注销", "户口变更"], ["恢复", "注销", "变更"]),
+        (["危险废物经营许可申请（市级）", "危险废物经营许可变更(市级)"], ["申请", "变更"]),
+        (["甲", "甲乙"], ["甲", "甲乙"]),
+    ],
+)
+def test_distinguishing_labels(names: list[str], labels: list[str]) -> None:
+    assert distinguishing_labels(names) == labels
