@@ -9,6 +9,7 @@ rows.  When the server is unreachable those tests are skipped with the reason �
 
 from __future__ import annotations
 
+import csv
 import os
 import uuid
 from collections.abc import Iterator
@@ -82,3 +83,48 @@ def store(store_url: str) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
+
+
+# -- case files ----------------------------------------------------------------------------
+
+CASE_HEADER = [
+    "办件编号",
+    "事项编码",
+    "事项名称",
+    "申请人",
+    "联系电话",
+    "证件号码",
+    "受理窗口",
+    "受理时间",
+    "办件状态",
+    "状态时间",
+    "备注",
+]
+
+
+def write_case_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> Path:
+    """Write an import file with the documented header (row 1) and ``rows``."""
+    with path.open("w", encoding=encoding, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CASE_HEADER)
+        writer.writerows(rows)
+    return path
+
+
+def new_case_row(
+    case_no: str,
+    accepted: str = "2025-09-26 10:00",
+    status: str = "已受理",
+    name: str = "张三",
+    phone: str = "13812345678",
+    id_number: str = "11010119900101123X",
+    item_code: str = "511A0138000000",
+) -> list[str]:
+    """A row creating a case (状态时间 left empty: it defaults to 受理时间)."""
+    item_name, window = "适龄儿童延缓入学审批", "综合窗口3号"
+    return [case_no, item_code, item_name, name, phone, id_number, window, accepted, status, "", ""]
+
+
+def update_row(case_no: str, status: str, at: str, note: str = "") -> list[str]:
+    """A status-update row: only number, status, time and note."""
+    return [case_no, "", "", "", "", "", "", "", status, at, note]

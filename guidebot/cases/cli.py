@@ -150,9 +150,7 @@ def cmd_cases_show(args: argparse.Namespace) -> int:
     ]
     for event in record.events:
         note = f"  {event.note}" if event.note else ""
-        lines.append(
-            f"  {event.occurred_at:%Y-%m-%d %H:%M}  {CaseStatus(event.status).label}  [{event.source}]{note}"
-        )
+        lines.append(f"  {event.occurred_at:%Y-%m-%d %H:%M}  {CaseStatus(event.status).label}  [{event.source}]{note}")
     print("\n".join(lines))
     return 0
 

@@ -207,9 +207,7 @@ def _parse_datetime(value: Any) -> dt.datetime | None:
         return None
     year, month, day, hour, minute, second = match.groups()
     try:
-        return dt.datetime(
-            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(float(second or 0))
-        )
+        return dt.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(float(second or 0)))
     except ValueError:
         return None
 
@@ -267,9 +265,7 @@ def _status_for(word: str) -> CaseStatus | None:
     return parse_status(word)
 
 
-def _parse_row(
-    row_no: int, values: list[Any], columns: dict[str, int], errors: list[RowError]
-) -> _Row | None:
+def _parse_row(row_no: int, values: list[Any], columns: dict[str, int], errors: list[RowError]) -> _Row | None:
     def cell(name: str) -> Any:
         index = columns.get(name)
         return values[index] if index is not None and index < len(values) else None
@@ -332,7 +328,8 @@ def _parse_row(
     else:
         # The acceptance row of a new case often carries only 受理时间.
         status_at = attributes.get("accepted_at")
-        if status_at is None and "accepted_at" not in {e.column for e in errors[error_count:]}:
+        accepted_column = COLUMN_HEADERS["accepted_at"][0]
+        if status_at is None and accepted_column not in {error.column for error in errors[error_count:]}:
             fail("status_at", "状态时间和受理时间不能都为空")
 
     if len(errors) > error_count or status is None or status_at is None:
@@ -369,6 +366,10 @@ def import_rows(
         return result
 
     parsed: list[_Row] = []
+    # Cases with a row that failed to parse: their other rows are still checked against the
+    # database, but "a new case lacks a column" would only repeat the same problem.
+    cases_with_bad_rows: set[str] = set()
+    case_no_index = columns["case_no"]
     for row_no, values in enumerate(rows, start=2):
         if not any(_text(value) for value in values):
             continue  # blank lines at the end of hand-edited files
@@ -376,8 +377,8 @@ def import_rows(
         row = _parse_row(row_no, values, columns, result.errors)
         if row is not None:
             parsed.append(row)
-    if result.errors:
-        return result
+        elif case_no_index < len(values):
+            cases_with_bad_rows.add(normalize_case_number(_text(values[case_no_index])))
 
     by_case: dict[str, list[_Row]] = {}
     for row in parsed:
@@ -441,23 +442,20 @@ def import_rows(
                             "recorded_at": recorded_at,
                         }
                     )
-            if before is None:
+            if before is None and case_no not in cases_with_bad_rows:
                 missing = [name for name in _NEW_CASE_FIELDS if not after.get(_field_key(name))]
                 if not after.get("phone_last4") and not after.get("id_last4"):
                     missing.append("phone")
                 for name in missing:
-                    result.errors.append(
-                        RowError(case_rows[0].row, COLUMN_HEADERS[name][0], "新办件必须填写这一列")
-                    )
+                    result.errors.append(RowError(case_rows[0].row, COLUMN_HEADERS[name][0], "新办件必须填写这一列"))
+            if before is None:
                 after.setdefault("status_note", None)
                 for name in _ATTRIBUTES:
                     after.setdefault(name, None)
                 after["updated_at"] = recorded_at
                 new_cases.append(after)
                 result.changes.append(
-                    StatusChange(
-                        case_no, None, CaseStatus(after["status"]), after["status_at"], after["status_note"]
-                    )
+                    StatusChange(case_no, None, CaseStatus(after["status"]), after["status_at"], after["status_note"])
                 )
             elif after != before:
                 after["updated_at"] = recorded_at

@@ -66,8 +66,7 @@ _FACTOR_IN_TEXT_RE = re.compile(r"(?<![0-9A-Z])\d{3}[\dX](?![0-9A-Z])")
 _NO_FACTOR = "\x00\x00\x00\x00"
 
 NOT_VERIFIED_TEXT = (
-    "没有查到与该办件编号和验证信息相符的办件。请核对办件编号，"
-    "并输入申请时登记的手机号码或身份证号码的后4位。"
+    "没有查到与该办件编号和验证信息相符的办件。请核对办件编号，并输入申请时登记的手机号码或身份证号码的后4位。"
 )
 
 
@@ -161,9 +160,7 @@ def build_case_view(
         promised_date=promised_date,
         overdue=overdue,
         finished_on_time=finished_on_time,
-        history=tuple(
-            HistoryEntry(event.occurred_at, CaseStatus(event.status), event.note) for event in events
-        ),
+        history=tuple(HistoryEntry(event.occurred_at, CaseStatus(event.status), event.note) for event in events),
     )
 
 
@@ -275,9 +272,7 @@ class CaseLookup:
         self._per_hour = failures_per_hour
         self._per_day = failures_per_day
 
-    def _recent_failures(
-        self, session: Session, channel: str, key: str, at: dt.datetime
-    ) -> list[dt.datetime]:
+    def _recent_failures(self, session: Session, channel: str, key: str, at: dt.datetime) -> list[dt.datetime]:
         return list(
             session.scalars(
                 select(LookupFailure.attempted_at)
@@ -332,9 +327,7 @@ class CaseLookup:
                 return RateLimited(blocked)
 
             # One statement whether or not the case exists; then both comparisons, always.
-            row = session.execute(
-                select(Case.phone_last4, Case.id_last4).where(Case.case_no == case_no)
-            ).first()
+            row = session.execute(select(Case.phone_last4, Case.id_last4).where(Case.case_no == case_no)).first()
             phone_last4, id_last4 = (row.phone_last4, row.id_last4) if row else (None, None)
             phone_matches = _same(factor, phone_last4)
             id_matches = _same(factor, id_last4)
@@ -342,9 +335,7 @@ class CaseLookup:
                 case = session.get(Case, case_no)
                 assert case is not None
                 events = session.scalars(
-                    select(CaseEvent)
-                    .where(CaseEvent.case_no == case_no)
-                    .order_by(CaseEvent.occurred_at, CaseEvent.id)
+                    select(CaseEvent).where(CaseEvent.case_no == case_no).order_by(CaseEvent.occurred_at, CaseEvent.id)
                 ).all()
                 view = build_case_view(case, events, self._item_name, self._promised_days, at.date())
                 return Found(view)

@@ -48,11 +48,7 @@ def get_case(store: Store, case_no: str) -> CaseRecord | None:
         case = session.get(Case, case_no)
         if case is None:
             return None
-        history = (
-            select(CaseEvent)
-            .where(CaseEvent.case_no == case_no)
-            .order_by(CaseEvent.occurred_at, CaseEvent.id)
-        )
+        history = select(CaseEvent).where(CaseEvent.case_no == case_no).order_by(CaseEvent.occurred_at, CaseEvent.id)
         events = session.scalars(history).all()
         return CaseRecord(case, tuple(events))
 
