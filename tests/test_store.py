@@ -35,6 +35,9 @@ def test_default_url_is_env_or_user_data_sqlite(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("GUIDEBOT_DATABASE_URL", "postgresql+psycopg://u@db/guidebot")
     assert default_database_url() == "postgresql+psycopg://u@db/guidebot"
     monkeypatch.delenv("GUIDEBOT_DATABASE_URL")
+    monkeypatch.setenv("GUIDEBOT_DATA_DIR", str(tmp_path / "configured"))
+    assert default_database_url() == f"sqlite:///{tmp_path / 'configured' / 'guidebot.sqlite3'}"
+    monkeypatch.delenv("GUIDEBOT_DATA_DIR")
     monkeypatch.setattr(store_db.platformdirs, "user_data_dir", lambda *a, **k: str(tmp_path / "data"))
     assert default_database_url() == f"sqlite:///{tmp_path / 'data' / 'guidebot.sqlite3'}"
 

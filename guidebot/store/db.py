@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 DATABASE_URL_ENV = "GUIDEBOT_DATABASE_URL"
+DATA_DIR_ENV = "GUIDEBOT_DATA_DIR"
 # Optional fixed key for hashing sender ids; without it a random key is kept in the database.
 SENDER_KEY_ENV = "GUIDEBOT_SENDER_HASH_KEY"
 CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -66,12 +67,13 @@ def now() -> dt.datetime:
 
 
 def default_database_url() -> str:
-    """``GUIDEBOT_DATABASE_URL`` if set, else ``sqlite:///<user data dir>/guidebot.sqlite3``."""
+    """``GUIDEBOT_DATABASE_URL`` if set, else ``sqlite:///<data dir>/guidebot.sqlite3`` where the
+    data dir is ``GUIDEBOT_DATA_DIR`` or the user data directory (as in guidebot.settings)."""
     configured = os.environ.get(DATABASE_URL_ENV, "").strip()
     if configured:
         return configured
-    data_dir = Path(platformdirs.user_data_dir("guidebot", appauthor=False))
-    return f"sqlite:///{data_dir / 'guidebot.sqlite3'}"
+    data_dir = os.environ.get(DATA_DIR_ENV, "").strip() or platformdirs.user_data_dir("guidebot")
+    return f"sqlite:///{Path(data_dir).expanduser() / 'guidebot.sqlite3'}"
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
