@@ -165,3 +165,18 @@ def test_bundled_catalog_has_real_items_and_guides() -> None:
         assert item.legal_basis, f"{item.name} names no legal basis"
         assert item.materials, f"{item.name} lists no materials"
     assert "Apache-2.0" in catalog.center.attribution
+
+
+def test_overlay_keeps_zero_and_false() -> None:
+    from guidebot.knowledge.catalog import Item
+    from guidebot.knowledge.importer import overlay
+
+    base = [Item(code="A", name="社会保障卡挂失", department="人社局")]
+    guide = Item(code="A", name="", visits=0, window_completes=False, aliases=("社保卡丢了",))
+    merged = overlay(base, [guide], "guide.yaml")[0]
+    assert (merged.name, merged.department) == ("社会保障卡挂失", "人社局")
+    assert (merged.visits, merged.window_completes) == (0, False)
+    assert merged.aliases == ("社保卡丢了",)
+    with pytest.raises(CatalogError) as raised:
+        overlay(base, [Item(code="B", name="")], "guide.yaml")
+    assert "找不到该编码" in raised.value.report()

@@ -77,10 +77,10 @@ class SubDialog(Protocol):
 
 _HELP = re.compile(r"^(/help|/帮助|帮助|help|菜单|功能|怎么用|使用说明|你能做什么|你会什么|能做什么)$")
 _START = re.compile(r"^/start\b")
-_GREETING = re.compile(r"^(你好|您好|你们好|hi|hello|hey|哈喽|嗨|在吗|在不在|有人吗|早上好|上午好|中午好|下午好|晚上好|早|喂)+"
-                       r"[啊呀吗哈嘛哦]*$")
-_THANKS = re.compile(r"^(谢谢|谢谢你|谢谢您|感谢|多谢|谢了|thanks|thankyou|thx|好的|好|ok|okay|明白了|知道了|收到|懂了|"
-                     r"了解|要得|好嘞|行|可以了|没问题|再见|拜拜)+[啊呀了哈哦的]*$")
+_GREETING = re.compile(r"^(你好|您好|你们好|hi|hello|hey|哈喽|嗨|在吗|在不在|有人吗|早上好|上午好|中午好|下午好|晚上好"
+                       r"|早|喂)+[啊呀吗哈嘛哦]*$")
+_THANKS = re.compile(r"^(谢谢|谢谢你|谢谢您|感谢|多谢|谢了|thanks|thankyou|thx|好的|好|ok|okay|明白了|知道了|收到|"
+                     r"懂了|了解|要得|好嘞|行|可以了|没问题|再见|拜拜)+[啊呀了哈哦的]*$")
 _CENTER = re.compile(r"(中心|大厅|你们)(的)?(地址|在哪|位置|怎么走|电话|几点|上班|下班|开门|关门|周末|停车)"
                      r"|(上班|下班|办公|开门|营业)时间|几点(上班|下班|开门|关门)|周末(上班|开门|办公|能办)|停车"
                      r"|投诉电话|咨询电话|中心电话|政务中心在哪|服务中心在哪|地址在哪")
@@ -211,7 +211,9 @@ class DialogEngine:
             text = faq + "\n\n" + text
         parts: list[Text | Choices] = [Text(text)]
         if item.has_guide:
-            shortcuts = tuple(Choice(FIELD_LABELS[f], FIELD_LABELS[f]) for f in SECTION_SHORTCUTS if f is not field_asked)
+            shortcuts = tuple(
+                Choice(FIELD_LABELS[f], FIELD_LABELS[f]) for f in SECTION_SHORTCUTS if f is not field_asked
+            )
             parts.append(Choices("还想了解：", shortcuts, numbered=False))
         return Reply(tuple(parts))
 

@@ -28,10 +28,7 @@ def _materials(item: Item) -> list[str]:
 def _fee(item: Item) -> list[str]:
     if item.fee is None:
         return []
-    if item.fee.free:
-        text = "不收费"
-    else:
-        text = item.fee.amount
+    text = "不收费" if item.fee.free else item.fee.amount
     if item.fee.basis:
         text += f"（依据：{item.fee.basis}）"
     return [f"【收费】{text}"]
@@ -63,7 +60,9 @@ def _location(item: Item, center: Center) -> list[str]:
     if item.visits is not None:
         lines.append("【到现场次数】" + ("0 次（全程网办）" if item.visits == 0 else f"{item.visits} 次"))
     if item.window_completes is not None:
-        lines.append("【办结方式】" + ("窗口受理即可办结" if item.window_completes else "窗口受理后转部门审批，办结后通知领取"))
+        lines.append("【办结方式】" + (
+            "窗口受理即可办结" if item.window_completes else "窗口受理后转部门审批，办结后通知领取"
+        ))
     return lines
 
 

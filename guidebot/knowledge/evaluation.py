@@ -104,7 +104,7 @@ def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def format_report(tallies: dict[str, Tally], latencies: list[float]) -> str:
@@ -125,4 +125,5 @@ def _row(kind: str, tally: Tally) -> str:
     def cell(name: str, applies: bool, width: int) -> str:
         return f"{rates[name]:>{width}.1f}" if applies else f"{'-':>{width}}"
     return (f"{kind:<14}{tally.total:>5}{cell('right', in_scope > 0, 8)}{cell('resolved', in_scope > 0, 11)}"
-            f"{cell('wrong', True, 8)}{cell('unknown', in_scope > 0, 10)}{cell('declined', tally.out_of_scope > 0, 11)}")
+            f"{cell('wrong', True, 8)}{cell('unknown', in_scope > 0, 10)}"
+            f"{cell('declined', tally.out_of_scope > 0, 11)}")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -471,7 +471,7 @@ def _item_from_record(record: dict[str, str], row: int, errors: _Collector) -> I
 class _ColumnNamer(_Collector):
     """Reports canonical-field errors under the Chinese column a clerk sees in the spreadsheet."""
 
-    _NAMES = {value: key for key, value in COLUMNS.items()}
+    _NAMES: ClassVar[dict[str, str]] = {value: key for key, value in COLUMNS.items()}
 
     def __init__(self, inner: _Collector) -> None:
         self.inner = inner
@@ -507,7 +507,8 @@ def load_catalog(path: str | Path) -> Catalog:
         return Catalog(center=center or Center(), items=tuple(items))
     if suffix in (".csv", ".xlsx", ".xlsm", ".xls", ".txt"):
         return Catalog(center=Center(), items=tuple(items_from_table(read_table(path), source)))
-    raise CatalogError(source, [RowError("文件", "", f"不支持的文件类型 {suffix or '（无扩展名）'}：请用 YAML、JSON、CSV 或 XLSX")])
+    kind = suffix or "（无扩展名）"
+    raise CatalogError(source, [RowError("文件", "", f"不支持的文件类型 {kind}：请用 YAML、JSON、CSV 或 XLSX")])
 
 
 def overlay(base: Iterable[Item], guides: Iterable[Item], source: str) -> list[Item]:
@@ -519,9 +520,11 @@ def overlay(base: Iterable[Item], guides: Iterable[Item], source: str) -> list[I
         if current is None:
             errors.add(guide.code, "code", "在事项目录中找不到该编码")
             continue
+        # Only what the guide gives: 0 (全程网办) and False (转部门办理) are facts, not gaps.
         changes = {
             key: value for key, value in guide.__dict__.items()
-            if key != "code" and value not in ("", (), None, False)
+            if key != "code" and value is not None and not (isinstance(value, str | tuple) and not value)
+            and not (key == "sample" and value is False)
         }
         items[guide.code] = replace(current, **changes)
     if errors.errors:
@@ -533,18 +536,33 @@ def _data_files() -> Any:
     return resources.files("guidebot") / "data"
 
 
+def read_guides(text: str, source: str) -> list[Item]:
+    """Guide entries (items whose name, department … come from the list they are laid over)."""
+    _, guides = _items_from_document(_parse_document(text, source, ".yaml"), source, require_name=False)
+    return guides
+
+
+def _bundled_list() -> list[Item]:
+    data = _data_files()
+    rows = list(csv.reader(io.StringIO((data / "guangan-items.csv").read_text(encoding="utf-8-sig"))))
+    return items_from_table(rows, "guangan-items.csv")
+
+
+def check_guide_file(path: Path) -> list[Item]:
+    """Validate a guide file against the bundled item list; the guides laid over it come back."""
+    source = str(path)
+    guides = read_guides(path.read_text(encoding="utf-8"), source)
+    codes = {guide.code for guide in guides}
+    return [item for item in overlay(_bundled_list(), guides, source) if item.code in codes]
+
+
 def load_bundled_catalog() -> Catalog:
     """The embedded default: the 1,135 real items of 广安区 with the bundled guides laid over them."""
     data = _data_files()
-    rows = list(csv.reader(io.StringIO((data / "guangan-items.csv").read_text(encoding="utf-8-sig"))))
-    items = items_from_table(rows, "guangan-items.csv")
-    guides_dir = data / "guides"
-    for guide_file in sorted(_iter_yaml(guides_dir), key=lambda entry: entry.name):
+    items = _bundled_list()
+    for guide_file in sorted(_iter_yaml(data / "guides"), key=lambda entry: entry.name):
         source = f"guides/{guide_file.name}"
-        _, guides = _items_from_document(
-            _parse_document(guide_file.read_text(encoding="utf-8"), source, ".yaml"), source, require_name=False
-        )
-        items = overlay(items, guides, source)
+        items = overlay(items, read_guides(guide_file.read_text(encoding="utf-8"), source), source)
     center_doc = yaml.safe_load((data / "center.yaml").read_text(encoding="utf-8"))
     errors = _Collector()
     center = center_from_mapping(center_doc, errors)
