@@ -94,7 +94,7 @@ def test_csv_encodings(store: Store, tmp_path: Path, encoding: str) -> None:  # 
     with store.session() as session:
         case = session.get(Case, "SC2025092600001")
         assert case is not None
-        assert (case.applicant_masked, case.status, case.window) == ("张*", "审查中", "综合窗口3号")
+        assert (case.applicant_masked, case.status, case.service_window) == ("张*", "审查中", "综合窗口3号")
 
 
 def test_xlsx_with_typed_cells(store: Store, tmp_path: Path) -> None:  # noqa: F811

@@ -143,7 +143,7 @@ def cmd_cases_show(args: argparse.Namespace) -> int:
         label for label, value in (("手机号后4位", case.phone_last4), ("证件号后4位", case.id_last4)) if value
     )
     lines += [
-        f"受理窗口：{case.window or '—'}",
+        f"受理窗口：{case.service_window or '—'}",
         f"受理时间：{case.accepted_at:%Y-%m-%d %H:%M}",
         f"查询验证：已登记{registered}" if registered else "查询验证：未登记（无法自助查询）",
         "办理记录：",

@@ -77,7 +77,7 @@ _ATTRIBUTES = (
     "applicant_masked",
     "phone_last4",
     "id_last4",
-    "window",
+    "service_window",
     "accepted_at",
     "promised_days",
 )
@@ -288,7 +288,7 @@ def _parse_row(row_no: int, values: list[Any], columns: dict[str, int], errors: 
         fail("status", f"无法识别的办件状态「{status_word[:20]}」（可用的写法见 docs/cases.md）")
 
     attributes: dict[str, Any] = {}
-    for name, target in (("item_code", "item_code"), ("item_name", "item_name"), ("window", "window")):
+    for name, target in (("item_code", "item_code"), ("item_name", "item_name"), ("window", "service_window")):
         text = _text(cell(name))
         if text:
             attributes[target] = text

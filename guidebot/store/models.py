@@ -70,7 +70,8 @@ class Case(Base):
     applicant_masked: Mapped[str] = mapped_column(String(64))
     phone_last4: Mapped[str | None] = mapped_column(String(4))
     id_last4: Mapped[str | None] = mapped_column(String(4))
-    window: Mapped[str | None] = mapped_column(String(128))
+    # "window" is a reserved word in PostgreSQL; a plain name keeps hand-written SQL simple.
+    service_window: Mapped[str | None] = mapped_column(String(128))
     accepted_at: Mapped[dt.datetime] = mapped_column(DateTime)
     # Per-case promised limit in working days when the import file gives one (承诺时限);
     # otherwise the catalog's limit for the item applies.

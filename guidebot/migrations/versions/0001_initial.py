@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("applicant_masked", sa.String(64), nullable=False),
         sa.Column("phone_last4", sa.String(4), nullable=True),
         sa.Column("id_last4", sa.String(4), nullable=True),
-        sa.Column("window", sa.String(128), nullable=True),
+        sa.Column("service_window", sa.String(128), nullable=True),
         sa.Column("accepted_at", sa.DateTime(), nullable=False),
         sa.Column("promised_days", sa.SmallInteger(), nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
