@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -10,6 +11,12 @@ from pathlib import Path
 
 from guidebot.knowledge.importer import CatalogError
 from guidebot.settings import Settings, SettingsError
+
+# Modules that add their own subcommands with `register(subparsers)`: each feature keeps its
+# commands beside its code, and this list is the one place that shows them all.
+COMMAND_MODULES: tuple[str, ...] = (
+    "guidebot.cases.cli",
+)
 
 
 def _settings() -> Settings:
@@ -105,6 +112,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the web server for webhooks and gateway callbacks."""
+    from guidebot.app import build
+    from guidebot.web import serve
+
+    serve(build(_settings()), args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guidebot", description="政务服务中心办事指南助手")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -140,12 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--failures", action="store_true", help="also print every question not answered right")
     ev.set_defaults(handler=cmd_eval)
 
-    try:
-        from guidebot.cases import cli as cases_cli
-    except ImportError:
-        cases_cli = None
-    if cases_cli is not None and hasattr(cases_cli, "register"):
-        cases_cli.register(sub)
+    serve = sub.add_parser("serve", help="Web 服务：Telegram webhook、短信网关回调")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(handler=cmd_serve)
+
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        module.register(sub)
     return parser
 
 

@@ -75,7 +75,7 @@ MIN_QUERY_COVERAGE = 0.5
 MIN_SCORE = 0.5
 TIE_MARGIN = 0.06
 MAX_CHOICES = 5
-CANDIDATES = 80
+CANDIDATES = 40
 
 # Weights of the kinds of evidence in a message.
 CONCEPT_WEIGHT = 1.0
@@ -86,10 +86,30 @@ MIN_EVIDENCE = 0.45
 QUERY_SHARE = 0.7
 NAME_SHARE = 0.3
 EXACT_NAME_BONUS = 0.15
+UNASKED_SITUATION_PENALTY = 0.06
+# Words that name one situation among an item's siblings; the first situation (新办, 核发 …) is not among them.
+_SITUATION_WORDS = ("注销", "作废", "变更", "补办", "补发", "补领", "换发", "换领", "换证", "延续", "延期", "撤销",
+                    "迁移", "转出", "转入", "恢复", "过户", "终止", "挂失", "更正", "解挂", "遗失")
 
+# Places whose services a district center does not provide. A message about one of them, with no word
+# tying it back here (回来, 这边, the center's own place …), is out of scope: 上海的社保卡在哪补.
+OTHER_PLACES = (
+    "北京", "天津", "上海", "重庆", "河北", "山西", "内蒙古", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建",
+    "江西", "山东", "河南", "湖北", "湖南", "广东", "广西", "海南", "贵州", "云南", "西藏", "陕西", "甘肃",
+    "青海", "宁夏", "新疆", "台湾", "香港", "澳门", "成都", "深圳", "广州", "杭州", "南京", "武汉", "西安", "长沙",
+    "郑州", "苏州", "东莞", "昆明", "贵阳", "南充", "达州", "遂宁", "绵阳", "德阳", "宜宾", "泸州", "乐山", "眉山",
+    "内江", "自贡", "资阳", "巴中", "雅安", "攀枝花", "渝中", "渝北",
+)
+_TIES_HERE = ("回来", "回老家", "回到", "转回", "迁回", "这边", "这里", "本地", "你们", "我们这", "转到", "迁到",
+              "迁入", "过来", "转入", "迁来", "落户到", "户口在")
 _CASE_NUMBER = re.compile(r"[a-z0-9-]{8,}")
 _DIGITS = re.compile(r"\d+")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@lru_cache(maxsize=65536)
+def _syllable(ch: str) -> str:
+    return lazy_pinyin(ch)[0] if _HAN.match(ch) else ch
 
 
 @lru_cache(maxsize=1)
@@ -148,6 +168,7 @@ class CatalogIndex:
             for token in set(tokens):
                 word_df[token] += 1
         self._word_df = dict(word_df)
+        self._situations = [tuple(w for w in _SITUATION_WORDS if w in names[0]) for names in self._name_texts]
         self._n = max(len(self.items), 1)
         self._bm25 = bm25s.BM25()
         self._bm25.index(corpus, show_progress=False)
@@ -155,7 +176,8 @@ class CatalogIndex:
         self._synonym_index = self._build_synonym_index()
         self._concept_items = self._build_concept_items()
         self._pinyin_index, self._initials_index = self._build_pinyin_index()
-        self._max_pinyin_len = max((len(k) for k in self._pinyin_index), default=0)
+        self._home = _home_places(catalog.center.name + catalog.center.address)
+        self._other_places = tuple(p for p in OTHER_PLACES if not any(p in h or h in p for h in self._home))
 
     # ------------------------------------------------------------------ building
 
@@ -214,10 +236,12 @@ class CatalogIndex:
                 vocabulary.add(word)
         exact: dict[tuple[str, ...], str] = {}
         initials: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        self._word_pinyin: dict[str, str] = {}
         for word in sorted(vocabulary):
             if not all(_HAN.match(ch) for ch in word):
                 continue
-            syllables = tuple(lazy_pinyin(word))
+            syllables = tuple(_syllable(ch) for ch in word)
+            self._word_pinyin[word] = "".join(syllables)
             exact.setdefault(syllables, word)
             if len(word) >= 3:
                 initials[tuple(s[0] for s in syllables)].append(word)
@@ -237,7 +261,7 @@ class CatalogIndex:
         covered = self._known_coverage(text)
         if all(covered):
             return text
-        syllables = [lazy_pinyin(ch)[0] if _HAN.match(ch) else ch for ch in text]
+        syllables = [_syllable(ch) for ch in text]
         replaced: list[tuple[int, int, str]] = []
         start = 0
         while start < len(text):
@@ -278,7 +302,7 @@ class CatalogIndex:
         for word in candidates:
             if len(word) != len(window):
                 continue
-            score = LCSseq.normalized_similarity("".join(lazy_pinyin(word)), joined)
+            score = LCSseq.normalized_similarity(self._word_pinyin[word], joined)
             same = sum(a == b for a, b in zip(word, window, strict=True))
             if same >= len(word) - 1 and score > best_score and score >= 0.75:
                 best, best_score = word, score
@@ -384,7 +408,11 @@ class CatalogIndex:
                 name_coverage = max(name_coverage, LCSseq.similarity(name, query.evidence) / len(name))
         exact = any(name in query.text for name in self._name_texts[position] if len(name) >= 2)
         score = QUERY_SHARE * query_coverage + NAME_SHARE * name_coverage + (EXACT_NAME_BONUS if exact else 0.0)
-        return Scored(self.items[position], min(score, 1.0), query_coverage, name_coverage)
+        if not exact:
+            # 注销, 作废, 变更 … in a name the message never asked for: a sibling situation, not this one.
+            unasked = [w for w in self._situations[position] if w not in query.evidence]
+            score -= UNASKED_SITUATION_PENALTY * len(unasked)
+        return Scored(self.items[position], max(min(score, 1.0), 0.0), query_coverage, name_coverage)
 
     def rank(self, message: str, top: int = 10) -> tuple[_Query, list[Scored]]:
         query = self._read(message)
@@ -394,10 +422,17 @@ class CatalogIndex:
         scored.sort(key=lambda s: (-s.score, -s.name_coverage, not s.item.has_guide, len(s.item.name)))
         return query, scored[:top]
 
+    def about_elsewhere(self, text: str) -> bool:
+        """True when the message is about another place's services (北京积分落户, 上海的社保卡)."""
+        if not any(place in text for place in self._other_places):
+            return False
+        return not any(word in text for word in _TIES_HERE + self._home)
+
     def match(self, message: str, top: int = MAX_CHOICES) -> MatchResult:
         query, ranked = self.rank(message, top=max(top, 20))
         shown = tuple(ranked[: max(top, MAX_CHOICES)])
-        if not ranked or ranked[0].query_coverage < MIN_QUERY_COVERAGE or ranked[0].score < MIN_SCORE:
+        weak = not ranked or ranked[0].query_coverage < MIN_QUERY_COVERAGE or ranked[0].score < MIN_SCORE
+        if weak or self.about_elsewhere(query.text):
             return MatchResult(Decision.UNKNOWN, query.field, (), shown, corrected=query.text)
         best = ranked[0]
         tied = [s for s in ranked if s.score >= best.score - TIE_MARGIN and s.query_coverage >= MIN_QUERY_COVERAGE]
@@ -407,6 +442,18 @@ class CatalogIndex:
         main_item = next(iter(mains)) if len(mains) == 1 and "" not in mains else ""
         return MatchResult(Decision.CLARIFY, query.field, tuple(tied[:MAX_CHOICES]), shown,
                            main_item=main_item, corrected=query.text)
+
+
+def _home_places(text: str) -> tuple[str, ...]:
+    """The center's own place names, from its name and address: 广安区政务服务中心 → 广安区, 广安."""
+    places: list[str] = []
+    for match in re.finditer(r"([\u4e00-\u9fff]{2,4}?)(省|市|区|县)", text):
+        stem = match.group(1)
+        for prefix in ("四川", "四川省"):
+            stem = stem.removeprefix(prefix)
+        if len(stem) >= 2:
+            places += [stem + match.group(2), stem]
+    return tuple(dict.fromkeys(places))
 
 
 def _fixes_uncovered(term: str, window: str, covered: list[bool]) -> bool:
