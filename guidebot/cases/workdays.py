@@ -12,6 +12,7 @@ acceptance, so the acceptance day itself is not counted.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import chinese_calendar
 
@@ -29,8 +30,13 @@ class CalendarNotCovered(ValueError):
         self.day = day
 
 
+@functools.lru_cache(maxsize=16384)
 def is_working_day(day: dt.date) -> bool:
-    """True on an official working day (weekdays that are not holidays, and 调休 weekends)."""
+    """True on an official working day (weekdays that are not holidays, and 调休 weekends).
+
+    Cached: the package scans its whole holiday table to validate every date it is asked about,
+    which would dominate a lookup's time.
+    """
     try:
         return chinese_calendar.is_workday(day)
     except NotImplementedError:  # the package's way of saying "year not covered"
