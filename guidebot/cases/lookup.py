@@ -28,8 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, bindparam, select
 
 from guidebot.cases.numbers import find_case_number, is_case_number, normalize_case_number
 from guidebot.cases.statuses import CaseStatus
@@ -64,6 +63,30 @@ _FACTOR_RE = re.compile(r"\d{3}[\dX]")
 _FACTOR_IN_TEXT_RE = re.compile(r"(?<![0-9A-Z])\d{3}[\dX](?![0-9A-Z])")
 _CASES = Case.__table__
 _EVENTS = CaseEvent.__table__
+_FAILURES = LookupFailure.__table__
+_RECENT_FAILURES = (
+    select(_FAILURES.c.attempted_at)
+    .where(
+        _FAILURES.c.channel == bindparam("channel"),
+        _FAILURES.c.sender_hash == bindparam("key"),
+        _FAILURES.c.attempted_at > bindparam("since"),
+    )
+    .order_by(_FAILURES.c.attempted_at)
+)
+_CASE_BY_NUMBER = select(_CASES).where(_CASES.c.case_no == bindparam("case_no"))
+_HISTORY = (
+    select(_EVENTS.c.occurred_at, _EVENTS.c.status, _EVENTS.c.note)
+    .where(_EVENTS.c.case_no == bindparam("case_no"))
+    .order_by(_EVENTS.c.occurred_at, _EVENTS.c.id)
+)
+_RECORD_FAILURE = _FAILURES.insert().values(
+    channel=bindparam("channel"), sender_hash=bindparam("key"), attempted_at=bindparam("at")
+)
+_FORGET_OLD_FAILURES = _FAILURES.delete().where(
+    _FAILURES.c.channel == bindparam("channel"),
+    _FAILURES.c.sender_hash == bindparam("key"),
+    _FAILURES.c.attempted_at <= bindparam("before"),
+)
 # Compared against when the case does not exist (or has no phone/ID on record): same length as a
 # real factor, never equal to a valid one, so both paths do the same work.
 _NO_FACTOR = "\x00\x00\x00\x00"
@@ -278,18 +301,9 @@ class CaseLookup:
         self._per_hour = failures_per_hour
         self._per_day = failures_per_day
 
-    def _recent_failures(self, session: Session, channel: str, key: str, at: dt.datetime) -> list[dt.datetime]:
-        return list(
-            session.scalars(
-                select(LookupFailure.attempted_at)
-                .where(
-                    LookupFailure.channel == channel,
-                    LookupFailure.sender_hash == key,
-                    LookupFailure.attempted_at > at - _DAY,
-                )
-                .order_by(LookupFailure.attempted_at)
-            )
-        )
+    def _recent_failures(self, connection: Connection, channel: str, key: str, at: dt.datetime) -> list[dt.datetime]:
+        rows = connection.execute(_RECENT_FAILURES, {"channel": channel, "key": key, "since": at - _DAY})
+        return [moment for (moment,) in rows]
 
     def _blocked_until(self, failures: list[dt.datetime], at: dt.datetime) -> dt.datetime | None:
         """When the sender may try again, or None if they may now.
@@ -310,8 +324,8 @@ class CaseLookup:
         asking for a case number at all."""
         at = self._clock()
         key = self._store.sender_hash(channel, sender)
-        with self._store.session() as session:
-            blocked = self._blocked_until(self._recent_failures(session, channel, key, at), at)
+        with self._store.engine.connect() as connection:
+            blocked = self._blocked_until(self._recent_failures(connection, channel, key, at), at)
         return RateLimited(blocked) if blocked else None
 
     def verify(self, channel: str, sender: str, case_no: str, factor: str) -> LookupOutcome:
@@ -326,36 +340,29 @@ class CaseLookup:
         factor = unicodedata.normalize("NFKC", factor).strip().upper()
         if not _FACTOR_RE.fullmatch(factor):
             factor = "\x01" * 4  # compares like a real factor, matches nothing
-        with self._store.session() as session:
-            failures = self._recent_failures(session, channel, key, at)
+        # Core statements prepared once, on a plain connection: the ORM session's bookkeeping
+        # would be most of a lookup's time.
+        with self._store.engine.begin() as connection:
+            failures = self._recent_failures(connection, channel, key, at)
             blocked = self._blocked_until(failures, at)
             if blocked:
                 return RateLimited(blocked)
 
             # One statement whether or not the case exists (the whole row: no second fetch on
             # success); then both comparisons, always.
-            row = session.execute(select(_CASES).where(_CASES.c.case_no == case_no)).first()
+            row = connection.execute(_CASE_BY_NUMBER, {"case_no": case_no}).first()
             phone_last4, id_last4 = (row.phone_last4, row.id_last4) if row else (None, None)
             phone_matches = _same(factor, phone_last4)
             id_matches = _same(factor, id_last4)
             if row is not None and (phone_matches | id_matches):
-                events = session.execute(
-                    select(_EVENTS.c.occurred_at, _EVENTS.c.status, _EVENTS.c.note)
-                    .where(_EVENTS.c.case_no == case_no)
-                    .order_by(_EVENTS.c.occurred_at, _EVENTS.c.id)
-                ).all()
+                events = connection.execute(_HISTORY, {"case_no": case_no}).all()
                 view = build_case_view(row, events, self._item_name, self._promised_days, at.date())
                 return Found(view)
 
-            session.add(LookupFailure(channel=channel, sender_hash=key, attempted_at=at))
+            failure = {"channel": channel, "key": key, "at": at}
+            connection.execute(_RECORD_FAILURE, failure)
             # Keep the table small: this sender's failures older than the day window are moot.
-            session.execute(
-                delete(LookupFailure).where(
-                    LookupFailure.channel == channel,
-                    LookupFailure.sender_hash == key,
-                    LookupFailure.attempted_at <= at - _DAY,
-                )
-            )
+            connection.execute(_FORGET_OLD_FAILURES, {**failure, "before": at - _DAY})
             failures.append(at)
             in_last_hour = sum(1 for moment in failures if moment > at - _HOUR)
             attempts_left = max(0, min(self._per_hour - in_last_hour, self._per_day - len(failures)))
