@@ -54,10 +54,11 @@ def parse_synonyms(doc: object) -> tuple[Synonym, ...]:
 @lru_cache(maxsize=1)
 def bundled_lexicon() -> Lexicon:
     data = resources.files("guidebot") / "data"
-    synonyms_file = data / "synonyms.yaml"
-    synonyms = (
-        parse_synonyms(yaml.safe_load(synonyms_file.read_text(encoding="utf-8"))) if synonyms_file.is_file() else ()
-    )
+    synonyms: tuple[Synonym, ...] = ()
+    # synonyms.yaml, then synonyms-*.yaml (one file per area, so the table can grow by parts).
+    for entry in sorted((e for e in data.iterdir() if e.name.startswith("synonyms") and e.name.endswith(".yaml")),
+                        key=lambda e: e.name):
+        synonyms += parse_synonyms(yaml.safe_load(entry.read_text(encoding="utf-8")))
     stop_file = data / "stopwords.txt"
     stopwords: set[str] = set(BUILTIN_STOPWORDS)
     if stop_file.is_file():

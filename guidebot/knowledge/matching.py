@@ -47,7 +47,7 @@ class Decision(StrEnum):
 @dataclass(frozen=True)
 class Scored:
     item: Item
-    score: float
+    score: float  # up to 1 + EXACT_NAME_BONUS: a name written out in full ranks above a paraphrase
     query_coverage: float
     name_coverage: float
 
@@ -76,6 +76,7 @@ MIN_SCORE = 0.5
 TIE_MARGIN = 0.06
 MAX_CHOICES = 5
 CANDIDATES = 40
+MAX_CONCEPT_ITEMS = 60
 
 # Weights of the kinds of evidence in a message.
 CONCEPT_WEIGHT = 1.0
@@ -86,6 +87,7 @@ MIN_EVIDENCE = 0.45
 QUERY_SHARE = 0.7
 NAME_SHARE = 0.3
 EXACT_NAME_BONUS = 0.15
+SYNONYM_NAME_FACTOR = 0.85
 UNASKED_SITUATION_PENALTY = 0.06
 # Words that name one situation among an item's siblings; the first situation (新办, 核发 …) is not among them.
 _SITUATION_WORDS = ("注销", "作废", "变更", "补办", "补发", "补领", "换发", "换领", "换证", "延续", "延期", "撤销",
@@ -136,7 +138,6 @@ class _Query:
     field: Field
     units: list[_Unit] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
-    evidence: str = ""
 
 
 class CatalogIndex:
@@ -174,6 +175,7 @@ class CatalogIndex:
         self._bm25.index(corpus, show_progress=False)
         self._exact_lengths = sorted({len(k) for k in self._exact}, reverse=True)
         self._synonym_index = self._build_synonym_index()
+        self._say_lengths = sorted({len(say) for say in self._synonym_index}, reverse=True)
         self._concept_items = self._build_concept_items()
         self._pinyin_index, self._initials_index = self._build_pinyin_index()
         self._home = _home_places(catalog.center.name + catalog.center.address)
@@ -225,7 +227,8 @@ class CatalogIndex:
                 continue
             candidates = set.intersection(*(by_char.get(ch, set()) for ch in set(phrase)))
             hits = [p for p in sorted(candidates) if any(phrase in t for t in self._texts[p])]
-            if hits:
+            # A phrase in very many names (登记, 许可) picks nothing out; BM25 ranks those instead.
+            if hits and len(hits) <= MAX_CONCEPT_ITEMS:
                 found[phrase] = hits
         return found
 
@@ -287,12 +290,17 @@ class CatalogIndex:
         return text
 
     def _known_coverage(self, text: str) -> list[bool]:
+        """Which characters belong to a known word, a filler word (怎么, 在哪) or a field word (多久)."""
         covered = [False] * len(text)
-        for length in range(2, 9):
+        for length in range(1, 9):
             for start in range(0, len(text) - length + 1):
-                if text[start : start + length] in self._vocabulary:
+                piece = text[start : start + length]
+                if (length > 1 and piece in self._vocabulary) or piece in self.lexicon.stopwords:
                     for i in range(start, start + length):
                         covered[i] = True
+        for match in field_words.finditer(text):
+            for i in range(match.start(), match.end()):
+                covered[i] = True
         return covered
 
     def _near_homophone(self, window: str, key: tuple[str, ...]) -> str | None:
@@ -342,23 +350,23 @@ class CatalogIndex:
         query.tokens += ["#" + ch for ch in compact_text if _HAN.match(ch)]
         for phrase in concept_texts:
             query.tokens.extend(self._cut(phrase))
-        query.evidence = compact_text + "|" + "|".join(concept_texts)
         return query
 
     def _find_synonyms(self, text: str) -> list[tuple[int, int, list[Synonym]]]:
         """Longest-first, non-overlapping synonym phrases in the message."""
+        hits = [
+            (start, start + length)
+            for length in self._say_lengths
+            for start in range(0, len(text) - length + 1)
+            if text[start : start + length] in self._synonym_index
+        ]
         found: list[tuple[int, int, list[Synonym]]] = []
         taken = [False] * len(text)
-        phrases = sorted(self._synonym_index, key=len, reverse=True)
-        for phrase in phrases:
-            start = text.find(phrase)
-            while start != -1:
-                end = start + len(phrase)
-                if not any(taken[start:end]):
-                    found.append((start, end, self._synonym_index[phrase]))
-                    for i in range(start, end):
-                        taken[i] = True
-                start = text.find(phrase, start + 1)
+        for start, end in hits:  # longest first, then leftmost
+            if not any(taken[start:end]):
+                found.append((start, end, self._synonym_index[text[start:end]]))
+                for i in range(start, end):
+                    taken[i] = True
         return sorted(found, key=lambda f: f[0])
 
     def _word_weight(self, word: str) -> float:
@@ -392,27 +400,36 @@ class CatalogIndex:
     def _score(self, position: int, query: _Query) -> Scored:
         texts = self._texts[position]
         matched = unmatched = 0.0
+        # What the message says about this item: its own words plus the official phrases of the
+        # concepts this item matched (not those of every concept, or all siblings would look named).
+        evidence = [query.text]
         for unit in query.units:
-            found = _unit_match(unit, texts)
+            found, phrase = _unit_match(unit, texts)
             if unit.soft and not found:
                 continue
             matched += unit.weight * found
             unmatched += unit.weight * (1.0 - found)
+            if unit.is_concept and found == 1.0:
+                evidence.append(phrase)
+        item_evidence = "|".join(evidence)
         # Unexplained words count against an item only up to a cap: a long message full of
         # background (我是协兴镇的，今年67了…) must not drown the few words that name the item.
         explained = matched + min(unmatched, UNMATCHED_CAP)
         query_coverage = matched / explained if matched >= MIN_EVIDENCE else 0.0
+        # The citizen's own words name an item more surely than a synonym's official phrase does.
         name_coverage = 0.0
         for name in self._name_texts[position]:
             if name:
-                name_coverage = max(name_coverage, LCSseq.similarity(name, query.evidence) / len(name))
+                literal = LCSseq.similarity(name, query.text) / len(name)
+                via_synonym = SYNONYM_NAME_FACTOR * LCSseq.similarity(name, item_evidence) / len(name)
+                name_coverage = max(name_coverage, literal, via_synonym)
         exact = any(name in query.text for name in self._name_texts[position] if len(name) >= 2)
         score = QUERY_SHARE * query_coverage + NAME_SHARE * name_coverage + (EXACT_NAME_BONUS if exact else 0.0)
         if not exact:
             # 注销, 作废, 变更 … in a name the message never asked for: a sibling situation, not this one.
-            unasked = [w for w in self._situations[position] if w not in query.evidence]
+            unasked = [w for w in self._situations[position] if w not in item_evidence]
             score -= UNASKED_SITUATION_PENALTY * len(unasked)
-        return Scored(self.items[position], max(min(score, 1.0), 0.0), query_coverage, name_coverage)
+        return Scored(self.items[position], max(score, 0.0), query_coverage, name_coverage)
 
     def rank(self, message: str, top: int = 10) -> tuple[_Query, list[Scored]]:
         query = self._read(message)
@@ -468,25 +485,27 @@ def _is_filler(word: str, stopwords: frozenset[str]) -> bool:
     return len(word) == 1 and not _HAN.match(word)
 
 
-def _unit_match(unit: _Unit, texts: tuple[str, ...]) -> float:
-    """How well one piece of evidence is found in an item's texts: 1 found, partial for long words."""
-    best = 0.0
+def _unit_match(unit: _Unit, texts: tuple[str, ...]) -> tuple[float, str]:
+    """How well one piece of evidence is found in an item's texts (1 found, partial for long words),
+    and which of its phrasings was found."""
+    best, best_phrase = 0.0, ""
     for alternative in unit.alternatives:
         for text in texts:
             if alternative in text:
-                return 1.0
+                return 1.0, alternative
         if len(alternative) >= 3:
             for text in texts:
-                common = LCSseq.similarity(alternative, text)
-                if common >= 2:
-                    best = max(best, 0.8 * _longest_common_substring(alternative, text) / len(alternative))
-    return best
+                partial = _partial_match(alternative, text)
+                if partial > best:
+                    best, best_phrase = partial, alternative
+    return best, best_phrase
 
 
-def _longest_common_substring(a: str, b: str) -> int:
-    best = 0
-    for length in range(min(len(a), len(b)), 1, -1):
-        for start in range(0, len(a) - length + 1):
-            if a[start : start + length] in b:
-                return length
-    return best
+@lru_cache(maxsize=262144)
+def _partial_match(word: str, text: str) -> float:
+    """Credit for a long word partly in a name (个体户 in 个体工商户): its longest common run, scaled."""
+    for length in range(min(len(word), len(text)), 1, -1):
+        for start in range(0, len(word) - length + 1):
+            if word[start : start + length] in text:
+                return 0.8 * length / len(word)
+    return 0.0
