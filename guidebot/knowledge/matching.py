@@ -72,15 +72,15 @@ class MatchResult:
 
 # Thresholds (fractions, see the module docstring). Tuned on eval/questions.jsonl.
 MIN_QUERY_COVERAGE = 0.5
-MIN_SCORE = 0.5
-TIE_MARGIN = 0.06
+MIN_SCORE = 0.55
+TIE_MARGIN = 0.04
 MAX_CHOICES = 5
 CANDIDATES = 40
 MAX_CONCEPT_ITEMS = 60
 
 # Weights of the kinds of evidence in a message.
 CONCEPT_WEIGHT = 1.0
-UNSEEN_WORD_WEIGHT = 0.3
+UNSEEN_WORD_WEIGHT = 0.5
 SINGLE_CHAR_FACTOR = 0.25
 UNMATCHED_CAP = 1.0
 MIN_EVIDENCE = 0.45
@@ -89,9 +89,28 @@ NAME_SHARE = 0.3
 EXACT_NAME_BONUS = 0.15
 SYNONYM_NAME_FACTOR = 0.85
 UNASKED_SITUATION_PENALTY = 0.06
-# Words that name one situation among an item's siblings; the first situation (新办, 核发 …) is not among them.
-_SITUATION_WORDS = ("注销", "作废", "变更", "补办", "补发", "补领", "换发", "换领", "换证", "延续", "延期", "撤销",
-                    "迁移", "转出", "转入", "恢复", "过户", "终止", "挂失", "更正", "解挂", "遗失")
+ASKED_SITUATION_BONUS = 0.08
+# The situations that tell an item from its siblings (食品经营许可 核发/变更/延续/注销 …): the words of
+# item names that mark each one, and the words citizens use for it. "new" marks nothing unasked:
+# it is what a citizen means when they name no situation at all.
+SITUATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "new": (("新办", "核发", "设立", "初次", "首次", "新增", "初领", "申领"),
+            ("新办", "核发", "设立", "初次", "首次", "新增", "新开", "刚开", "想开", "第一次", "申领")),
+    "cancel": (("注销", "终止"), ("注销", "终止", "不干了", "不开了", "不做了", "关门", "关掉", "停办")),
+    "change": (("变更", "更正"),
+               ("变更", "更正", "更改", "改名", "换法人", "改地址", "换地址", "换成", "改成", "改一下")),
+    "replace": (("补办", "补发", "补领", "遗失"),
+                ("补办", "补发", "补领", "补证", "遗失", "丢了", "丢失", "弄丢", "搞掉", "掉了", "找不到", "不见了")),
+    "renew": (("延续", "延期"), ("延续", "延期", "续期", "续证", "到期", "快过期", "过期了", "期满")),
+    "reissue": (("换发", "换领", "换证", "期满换"),
+                ("换发", "换领", "换证", "换新", "换个新", "到期", "期满", "过期")),
+    "move": (("迁移", "转出", "转入", "迁出", "迁入"),
+             ("迁移", "转出", "转入", "迁出", "迁入", "转到", "迁到", "转走")),
+    "lost": (("挂失",), ("挂失",)),
+    "restore": (("恢复",), ("恢复",)),
+    "void": (("作废", "撤销"), ("作废", "撤销", "撤回")),
+    "transfer": (("过户",), ("过户", "卖给", "转让")),
+}
 
 # Places whose services a district center does not provide. A message about one of them, with no word
 # tying it back here (回来, 这边, the center's own place …), is out of scope: 上海的社保卡在哪补.
@@ -138,6 +157,7 @@ class _Query:
     field: Field
     units: list[_Unit] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
+    situations: frozenset[str] = frozenset()
 
 
 class CatalogIndex:
@@ -169,7 +189,10 @@ class CatalogIndex:
             for token in set(tokens):
                 word_df[token] += 1
         self._word_df = dict(word_df)
-        self._situations = [tuple(w for w in _SITUATION_WORDS if w in names[0]) for names in self._name_texts]
+        self._situations = [
+            frozenset(kind for kind, (marks, _) in SITUATIONS.items() if any(m in names[0] for m in marks))
+            for names in self._name_texts
+        ]
         self._n = max(len(self.items), 1)
         self._bm25 = bm25s.BM25()
         self._bm25.index(corpus, show_progress=False)
@@ -321,7 +344,7 @@ class CatalogIndex:
         field_asked = detect_field(text)
         compact_text = text.replace(" ", "")
         compact_text = self.correct_typos(compact_text)
-        query = _Query(text=compact_text, field=field_asked)
+        query = _Query(text=compact_text, field=field_asked, situations=asked_situations(compact_text))
         # Case numbers and long digit runs are never fuzzy-matched: they leave the message here.
         residual = _CASE_NUMBER.sub(" ", compact_text)
         residual = _DIGITS.sub(" ", residual)
@@ -427,8 +450,10 @@ class CatalogIndex:
         score = QUERY_SHARE * query_coverage + NAME_SHARE * name_coverage + (EXACT_NAME_BONUS if exact else 0.0)
         if not exact:
             # 注销, 作废, 变更 … in a name the message never asked for: a sibling situation, not this one.
-            unasked = [w for w in self._situations[position] if w not in item_evidence]
-            score -= UNASKED_SITUATION_PENALTY * len(unasked)
+            situations = self._situations[position]
+            score -= UNASKED_SITUATION_PENALTY * len(situations - query.situations - {"new"})
+            if situations & query.situations:
+                score += ASKED_SITUATION_BONUS
         return Scored(self.items[position], max(score, 0.0), query_coverage, name_coverage)
 
     def rank(self, message: str, top: int = 10) -> tuple[_Query, list[Scored]]:
@@ -459,6 +484,11 @@ class CatalogIndex:
         main_item = next(iter(mains)) if len(mains) == 1 and "" not in mains else ""
         return MatchResult(Decision.CLARIFY, query.field, tuple(tied[:MAX_CHOICES]), shown,
                            main_item=main_item, corrected=query.text)
+
+
+def asked_situations(text: str) -> frozenset[str]:
+    """The situations a message asks about (丢了 → replace, 续期 → renew …)."""
+    return frozenset(kind for kind, (_, says) in SITUATIONS.items() if any(word in text for word in says))
 
 
 def _home_places(text: str) -> tuple[str, ...]:
