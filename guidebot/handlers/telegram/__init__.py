@@ -1,0 +1,9 @@
+"""The Telegram channel: python-telegram-bot 22, by long polling (`guidebot telegram`) or by webhook
+(`guidebot serve`).
+
+- `bot.py` — settings check, `build_application` and the one handler registration list;
+- `render.py` — a dialog `Reply` as HTML text and inline buttons, split at 4,096 characters;
+- `webhook.py` — the starlette route and lifespan `guidebot serve` mounts;
+- `sender.py` — `TelegramSender`, the outbox's sender within Telegram's rate limits;
+- `cli.py` — the `guidebot telegram` command.
+"""
