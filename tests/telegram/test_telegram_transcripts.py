@@ -1,0 +1,192 @@
+"""Whole conversations: the real PTB client long-polls the fake Bot API; guidebot runs on SQLite.
+
+Each test is a transcript of what a citizen or a clerk sends and what arrives in their chat.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guidebot.dialog.replies import Choice, Choices, Inbound, Link, Reply, Text
+from guidebot.handlers.telegram.bot import APOLOGY, NOT_FOR_YOU, UNKNOWN_COMMAND
+from tests.telegram.conftest import CITIZEN, OTHER_CITIZEN, STAFF_ID, Harness, buttons
+from tests.telegram.fake_bot_api import utf16_len
+
+pytestmark = pytest.mark.asyncio
+
+
+def text_of(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(message["text"] for message in messages)
+
+
+# -- citizens -------------------------------------------------------------------------------------
+
+
+async def test_start_and_help_are_in_chinese(polling: Harness) -> None:
+    welcome = await polling.say("/start")
+    assert "您好！我是测试政务服务中心的办事指南助手" in text_of(welcome)
+    assert "010-12345678" in text_of(welcome)
+    help_ = await polling.say(f"/help@{'guidebot_test_bot'}")
+    assert "您可以这样问我" in text_of(help_)
+    assert "工作人员命令" not in text_of(help_)
+
+
+async def test_a_question_is_answered_and_a_section_button_asks_the_follow_up(polling: Harness) -> None:
+    [answer] = await polling.say("办身份证要带什么材料")
+    assert "居民户口簿" in answer["text"] and "近期免冠照片" in answer["text"]
+    shortcuts = buttons(answer)
+    assert ("收费", "收费") in shortcuts and ("材料", "材料") not in shortcuts  # not the section just shown
+
+    [fee] = await polling.press(answer, "收费")
+    assert "工本费 20 元" in fee["text"]
+    assert polling.fake.calls_of("answerCallbackQuery"), "the button's spinner must be stopped"
+    assert buttons(polling.fake.sent(CITIZEN)[0]) == shortcuts  # shortcuts stay pressable
+
+
+async def test_a_clarification_is_chosen_by_button(polling: Harness) -> None:
+    [question] = await polling.say("我想办食品经营许可")
+    assert "分几种情况" in question["text"]
+    assert buttons(question) == [("1. 新办", "1"), ("2. 变更", "2"), ("3. 注销", "3")]
+
+    [answer] = await polling.press(question, "2")
+    assert "食品经营许可（变更）" in answer["text"]
+    edited = polling.fake.messages[(CITIZEN, question["message_id"])]
+    assert edited["text"].endswith("✅ 已选择：2. 变更")
+    assert "reply_markup" not in edited, "a choice is made once: the buttons go away"
+    assert len(polling.fake.calls_of("editMessageText")) == 1
+
+
+async def test_a_typed_number_works_like_the_button(polling: Harness) -> None:
+    await polling.say("食品经营许可")
+    [answer] = await polling.say("3")
+    assert "食品经营许可（注销）" in answer["text"]
+
+
+async def test_two_citizens_have_separate_conversations(polling: Harness) -> None:
+    await polling.say("食品经营许可", chat_id=CITIZEN)
+    [other] = await polling.say("1", chat_id=OTHER_CITIZEN)
+    assert "食品经营许可" not in other["text"]  # no pending choice in the other chat
+    [mine] = await polling.say("1", chat_id=CITIZEN)
+    assert "食品经营许可（新办）" in mine["text"]
+
+
+async def test_an_unknown_question_is_answered_honestly_and_logged_for_staff(polling: Harness) -> None:
+    [reply] = await polling.say("火星移民签证怎么办")
+    assert "没有找到" in reply["text"] and "010-12345678" in reply["text"]
+    [report] = await polling.say("/unanswered", chat_id=STAFF_ID)
+    assert "火星移民签证怎么办（1 次" in report["text"]
+
+
+async def test_photos_unknown_commands_and_group_chats(polling: Harness) -> None:
+    polling.fake.user_sends_photo(CITIZEN)
+    [photo_reply] = await polling._new_messages(CITIZEN, 0)
+    assert "请用文字" in photo_reply["text"]
+    [unknown] = await polling.say("/frobnicate")
+    assert unknown["text"] == UNKNOWN_COMMAND
+    polling.fake.user_says("办身份证要带什么", chat_id=-5000, user_id=CITIZEN, chat_type="group")
+    await polling.settle(quiet=0.4)
+    assert polling.fake.sent(-5000) == []  # guidebot talks in private chats only
+
+
+async def test_catalog_text_is_escaped_and_long_answers_are_split(tmp_path: Path, polling: Harness) -> None:
+    # The stack's catalog is small.yaml; this test swaps in an engine reply carrying markup-like
+    # catalog text and a 9,000-character guide, as the renderer must handle any catalog.
+    materials = [f"{n}. 《申请表》<原件> & 复印件 第{n}份" for n in range(1, 400)]
+    reply = Reply((Text("【申请材料】\n" + "\n".join(materials)),
+                   Choices("还想了解：", (Choice("收费", "收费"),), numbered=False)))
+    polling.guidebot.engine.handle = lambda inbound: [reply]  # type: ignore[method-assign]
+    messages = await polling.say("材料")
+    assert len(messages) >= 3
+    assert all(utf16_len(m["text"]) <= 4096 for m in messages)
+    assert text_of(messages).split("\n") == ["【申请材料】", *materials, "还想了解："]
+    assert [bool(buttons(m)) for m in messages] == [False] * (len(messages) - 1) + [True]
+
+
+async def test_form_links_arrive_as_links(polling: Harness) -> None:
+    form = Reply((Text("申请表下载："), Link("《食品经营许可申请书》", "https://zwfw.example.gov.cn/forms/1.docx?a=1&b=2")))
+    polling.guidebot.engine.handle = lambda inbound: [form]  # type: ignore[method-assign]
+    [message] = await polling.say("表格")
+    assert message["text"] == "申请表下载：\n《食品经营许可申请书》"
+    assert message["entities"] == [{"type": "text_link", "offset": 7, "length": 11,
+                                    "url": "https://zwfw.example.gov.cn/forms/1.docx?a=1&b=2"}]
+
+
+async def test_the_engine_gets_the_telegram_inbound(polling: Harness) -> None:
+    seen: list[Inbound] = []
+
+    def record(inbound: Inbound) -> list[Reply]:
+        seen.append(inbound)
+        return [Reply((Choices("请评价本次回答：", (Choice("满意", "1"), Choice("不满意", "2"))),))]
+
+    polling.guidebot.engine.handle = record  # type: ignore[method-assign]
+    [rating] = await polling.say("你好", chat_id=CITIZEN)
+    await polling.press(rating, "1")
+    await polling.say("你好", chat_id=STAFF_ID)
+    citizen, pressed, staff = seen
+    assert (citizen.channel, citizen.sender, citizen.text) == ("telegram", str(CITIZEN), "你好")
+    assert citizen.is_staff is False
+    assert citizen.message_id.isdigit() and pressed.message_id != citizen.message_id
+    assert (pressed.sender, pressed.text) == (str(CITIZEN), "1")  # a press is the typed choice
+    assert staff.is_staff is True
+
+
+async def test_an_engine_failure_gets_an_apology_when_polling(polling: Harness) -> None:
+    def broken(_inbound: Inbound) -> list[Reply]:
+        raise RuntimeError("database is down")
+
+    polling.guidebot.engine.handle = broken  # type: ignore[method-assign]
+    [message] = await polling.say("办身份证要带什么")
+    assert message["text"] == APOLOGY
+
+
+# -- staff ----------------------------------------------------------------------------------------
+
+
+STAFF_COMMANDS = ["/broadcast 明天停电，中心暂停办公", "/stats", "/unanswered", "/case SC2025000001"]
+
+
+@pytest.mark.parametrize("command", STAFF_COMMANDS)
+async def test_staff_commands_politely_refuse_everyone_else(polling: Harness, command: str) -> None:
+    [refusal] = await polling.say(command, chat_id=CITIZEN)
+    assert refusal["text"] == NOT_FOR_YOU
+    assert not any(call.method == "sendMessage" and call.params.get("chat_id") != CITIZEN
+                   for call in polling.fake.calls), "nothing goes to anyone else"
+
+
+async def test_staff_help_lists_the_staff_commands(polling: Harness) -> None:
+    messages = await polling.say("/help", chat_id=STAFF_ID)
+    assert "/broadcast" in text_of(messages) and "/unanswered" in text_of(messages)
+
+
+def _write_cases(path: Path) -> Path:
+    path.write_text(
+        "办件编号,办件状态,状态时间,事项编码,申请人,联系电话,受理时间,受理窗口\n"
+        "SC2025000001,受理,2025-09-01 09:00,T-001,欧阳娜娜,13812345678,2025-09-01 09:00,公安综合窗口 3 号\n"
+        "SC2025000001,审查中,2025-09-02 10:00,,,,,\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def test_staff_case_shows_history_with_the_name_masked(tmp_path: Path, polling: Harness) -> None:
+    from guidebot.cases.importer import import_cases
+
+    result = import_cases(polling.guidebot.store, _write_cases(tmp_path / "cases.csv"))  # type: ignore[arg-type]
+    assert not result.errors, result.errors
+    [shown] = await polling.say("/case sc2025000001", chat_id=STAFF_ID)
+    assert "办件编号：SC2025000001" in shown["text"]
+    assert "事项：居民身份证办理" in shown["text"]
+    assert "申请人：欧***" in shown["text"] and "欧阳娜娜" not in shown["text"]
+    assert "5678" not in shown["text"]
+    assert "办理记录：" in shown["text"]
+    [missing] = await polling.say("/case SC2099999999", chat_id=STAFF_ID)
+    assert "没有办件编号为 SC2099999999 的办件" in missing["text"]
+
+
+async def test_staff_unanswered_when_nothing_is_unanswered(polling: Harness) -> None:
+    [report] = await polling.say("/unanswered 5", chat_id=STAFF_ID)
+    assert report["text"] == "目前没有未能回答的问题。"
+
