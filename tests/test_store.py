@@ -49,7 +49,7 @@ def test_new_sqlite_database_is_created_and_migrated_on_open(tmp_path: Path) -> 
         assert path.exists()
         assert set(inspect(opened.engine).get_table_names()) >= EXPECTED_TABLES
         with opened.engine.connect() as connection:
-            assert MigrationContext.configure(connection).get_current_revision() == "0001"
+            assert MigrationContext.configure(connection).get_current_revision() == store_db._head_revision()
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
     finally:
@@ -76,7 +76,7 @@ def test_old_sqlite_database_is_upgraded_on_open(tmp_path: Path) -> None:
 def test_postgres_is_not_upgraded_behind_the_operators_back(postgres_schema_url: str) -> None:  # noqa: F811
     with pytest.raises(SchemaNotCurrent, match="guidebot db upgrade"):
         open_store(postgres_schema_url)
-    assert upgrade(postgres_schema_url) == "0001"
+    assert upgrade(postgres_schema_url) == store_db._head_revision()
     opened = open_store(postgres_schema_url)
     try:
         assert set(inspect(opened.engine).get_table_names()) >= EXPECTED_TABLES
