@@ -171,7 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        # Feature modules register with `set_defaults(func=…)` or `handler=…`; both mean the same.
+        handler = getattr(args, "handler", None) or args.func
+        return int(handler(args) or 0)
     except CatalogError as error:
         print(error.report(), file=sys.stderr)
         return 1

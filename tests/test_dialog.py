@@ -35,18 +35,27 @@ def test_follow_up_is_about_the_item_last_discussed(small_chat: Conversation) ->
     assert "工本费 20 元" in small_chat.say("收费吗")
 
 
-def test_clarify_sub_items_by_situation_then_choose_by_number(small_chat: Conversation) -> None:
+def test_sub_items_without_a_situation_answer_the_new_one_and_offer_the_rest(small_chat: Conversation) -> None:
     reply = small_chat.say("食品经营许可")
-    assert "分几种情况" in reply
-    assert "1. 新办" in reply and "2. 变更" in reply and "3. 注销" in reply
-    answer = small_chat.say("2")
+    assert "【食品经营许可（新办）】" in reply
+    assert "1. 变更" in reply and "2. 注销" in reply
+    answer = small_chat.say("1")
     assert "【食品经营许可（变更）】" in answer
     assert "请回复 1 到" not in answer
 
 
+def test_clarify_between_items_then_choose_by_number(bundled_chat: Conversation) -> None:
+    reply = bundled_chat.say("残疾人补贴要什么条件")
+    assert "请问您要办的是哪一个" in reply
+    assert "重度残疾人护理补贴" in reply and "困难残疾人生活补贴" in reply
+    first = "重度残疾人护理补贴" if reply.index("重度残疾人护理补贴") < reply.index("困难残疾人生活补贴") else "困难残疾人生活补贴"
+    chosen = bundled_chat.say("1")
+    assert f"【{first}】" in chosen and "【受理条件】" in chosen
+
+
 def test_clarify_choice_out_of_range(small_chat: Conversation) -> None:
     small_chat.say("食品经营许可")
-    assert "请回复 1 到 3 之间的数字" in small_chat.say("9")
+    assert "请回复 1 到 2 之间的数字" in small_chat.say("9")
 
 
 def test_item_without_guide_says_so_and_gives_the_phone(small_chat: Conversation) -> None:
@@ -109,7 +118,7 @@ def test_state_is_per_sender(small_index, memory_store) -> None:
     alice, bob = Conversation(engine, sender="alice"), Conversation(engine, sender="bob")
     alice.say("食品经营许可")
     assert "没有找到" in bob.say("2") or "请直接告诉我" in bob.say("2")
-    assert "食品经营许可（变更）" in alice.say("2")
+    assert "食品经营许可（注销）" in alice.say("2")
 
 
 @pytest.mark.parametrize(
@@ -123,3 +132,10 @@ def test_state_is_per_sender(small_index, memory_store) -> None:
 )
 def test_distinguishing_labels(names: list[str], labels: list[str]) -> None:
     assert distinguishing_labels(names) == labels
+
+
+def test_answer_offers_the_other_situations_of_its_main_item(small_chat: Conversation) -> None:
+    reply = small_chat.say("食品经营许可新办")
+    assert "【食品经营许可（新办）】" in reply
+    assert "其他情况" in reply and "1. 变更" in reply and "2. 注销" in reply
+    assert "【食品经营许可（注销）】" in small_chat.say("2")

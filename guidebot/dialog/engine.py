@@ -22,6 +22,7 @@ from guidebot.knowledge.matching import CatalogIndex, Decision, MatchResult
 from guidebot.knowledge.normalize import compact, normalize
 
 MAX_MESSAGE_CHARS = 2000
+MAX_SIBLINGS_OFFERED = 5
 SECTION_SHORTCUTS = (Field.MATERIALS, Field.FEE, Field.TIME_LIMIT, Field.LOCATION, Field.PROCEDURE)
 
 
@@ -200,6 +201,14 @@ class DialogEngine:
         state.last_item = item.code
         state.choices = []
         replies = [self._item_reply(item, field_asked, question)]
+        siblings = self.catalog.siblings(item)[: MAX_SIBLINGS_OFFERED]
+        if siblings:
+            # The answer is the situation the message pointed to; the others are one digit away.
+            labels = distinguishing_labels([item.name, *(s.name for s in siblings)])[1:]
+            state.choices = [s.code for s in siblings]
+            state.choice_field = field_asked.value
+            options = tuple(Choice(label, str(i)) for i, label in enumerate(labels, 1))
+            replies.append(Reply((Choices("如果您办的是其他情况，请回复数字：", options),)))
         if self.on_answer is not None:
             replies.extend(self.on_answer(inbound, item))
         return replies

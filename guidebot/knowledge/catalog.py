@@ -91,5 +91,17 @@ class Catalog:
     def get(self, code: str) -> Item | None:
         return self.by_code.get(code)
 
+    def siblings(self, item: Item) -> tuple[Item, ...]:
+        """The other situations of the same main item (变更, 延续, 注销 … of 食品经营许可)."""
+        if not item.main_item:
+            return ()
+        if not hasattr(self, "_by_main"):
+            by_main: dict[str, list[Item]] = {}
+            for entry in self.items:
+                if entry.main_item:
+                    by_main.setdefault(entry.main_item, []).append(entry)
+            object.__setattr__(self, "_by_main", by_main)
+        return tuple(entry for entry in self._by_main[item.main_item] if entry.code != item.code)
+
     def __len__(self) -> int:
         return len(self.items)

@@ -296,6 +296,8 @@ class CatalogIndex:
                 window = text[start : start + length]
                 if all(covered[start : start + length]) or not all(_HAN.match(ch) for ch in window):
                     continue
+                if self._tokenizer.FREQ.get(window, 0) > 0:
+                    continue  # a real word (火车 is no typo of 货车)
                 key = tuple(syllables[start : start + length])
                 term = self._pinyin_index.get(key)
                 if term is None and length >= 3:
@@ -446,14 +448,18 @@ class CatalogIndex:
                 literal = LCSseq.similarity(name, query.text) / len(name)
                 via_synonym = SYNONYM_NAME_FACTOR * LCSseq.similarity(name, item_evidence) / len(name)
                 name_coverage = max(name_coverage, literal, via_synonym)
-        exact = any(name in query.text for name in self._name_texts[position] if len(name) >= 2)
+        # 注销, 作废, 变更 … in a name the message never asked for: a sibling situation, not this one.
+        # "new" is what a message naming no situation means; once another is asked, it is a sibling too.
+        situations = self._situations[position]
+        other_situation = bool(query.situations and situations and not situations & query.situations)
+        exact = not other_situation and any(
+            name in query.text for name in self._name_texts[position] if len(name) >= 2
+        )
         score = QUERY_SHARE * query_coverage + NAME_SHARE * name_coverage + (EXACT_NAME_BONUS if exact else 0.0)
-        if not exact:
-            # 注销, 作废, 变更 … in a name the message never asked for: a sibling situation, not this one.
-            situations = self._situations[position]
-            score -= UNASKED_SITUATION_PENALTY * len(situations - query.situations - {"new"})
-            if situations & query.situations:
-                score += ASKED_SITUATION_BONUS
+        exempt = {"new"} if not query.situations else set()
+        score -= UNASKED_SITUATION_PENALTY * len(situations - query.situations - exempt)
+        if situations & query.situations:
+            score += ASKED_SITUATION_BONUS
         return Scored(self.items[position], max(score, 0.0), query_coverage, name_coverage)
 
     def rank(self, message: str, top: int = 10) -> tuple[_Query, list[Scored]]:
