@@ -1,0 +1,90 @@
+"""The `guidebot` command, run as a citizen or clerk would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import DATA, REPO
+
+
+def run(*args: str, stdin: str = "", data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GUIDEBOT_DATA_DIR": str(data_dir)}
+    env.pop("GUIDEBOT_CATALOG", None)
+    return subprocess.run([sys.executable, "-m", "guidebot.cli", *args], input=stdin, capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=120)
+
+
+def test_ask_answers_in_one_message(tmp_path: Path) -> None:
+    result = run("ask", "结婚登记要带什么", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "【申请材料】" in result.stdout and "居民身份证" in result.stdout
+
+
+def test_match_writes_one_json_line_per_message(tmp_path: Path) -> None:
+    messages = "办身份证要带什么\n你好啊\n残疾人补贴\nSX2025092600001\n"
+    result = run("match", "--catalog", str(DATA / "small.yaml"), "--top", "3", stdin=messages, data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["q"] for line in lines] == messages.splitlines()
+    assert lines[0]["decision"] == "answer" and lines[0]["items"] == ["T-001"]
+    assert lines[0]["field"] == "materials" and len(lines[0]["scores"]) == 1
+    assert lines[1] == {"q": "你好啊", "decision": "unknown", "items": [], "scores": [], "field": "all"}
+    assert lines[3]["decision"] == "unknown"
+
+
+def test_match_clarify_lists_the_choices(tmp_path: Path) -> None:
+    result = run("match", "--top", "5", stdin="残疾人补贴\n", data_dir=tmp_path)
+    line = json.loads(result.stdout)
+    assert line["decision"] == "clarify" and len(line["items"]) == 2 == len(line["scores"])
+
+
+def test_eval_prints_rates_per_kind(tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in [
+        {"q": "办身份证", "gold": ["T-001"], "kind": "plain"},
+        {"q": "火车票", "gold": [], "kind": "out_of_scope"},
+        {"q": "无犯罪记录证明", "gold": ["T-002"], "kind": "plain"},
+    ]), encoding="utf-8")
+    result = run("eval", "--catalog", str(DATA / "small.yaml"), "--questions", str(questions), data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line and line[0] != "l"}
+    assert rows["plain"][1:6] == ["2", "50.0", "50.0", "50.0", "0.0"]
+    assert rows["out_of_scope"][-1] == "100.0"
+    assert "p99" in result.stdout
+
+
+def test_catalog_check_and_import_report_every_bad_row(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("事项编码,事项名称,承诺时限\nA,身份证,很快\n,户口,\n", encoding="gbk")
+    for command in ("check", "import"):
+        result = run("catalog", command, str(bad), data_dir=tmp_path)
+        assert result.returncode == 1
+        assert "第 2 行，承诺时限" in result.stderr and "第 3 行，事项编码" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "catalog.yaml").exists()
+
+
+def test_catalog_import_then_ask_uses_it(tmp_path: Path) -> None:
+    result = run("catalog", "import", str(DATA / "small.yaml"), data_dir=tmp_path)
+    assert result.returncode == 0 and "6 个事项" in result.stdout
+    answer = run("ask", "领结婚证", data_dir=tmp_path)
+    assert "【结婚登记】民政局" in answer.stdout
+
+
+def test_chat_reads_until_end_of_input(tmp_path: Path) -> None:
+    result = run("chat", stdin="你好\n食品经营许可\n1\n退出\n", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "办事指南助手" in result.stdout and "再见" in result.stdout
+    assert "食品(含保健食品)经营许可" in result.stdout
+
+
+def test_bad_settings_are_a_clear_error(tmp_path: Path) -> None:
+    env_result = subprocess.run([sys.executable, "-m", "guidebot.cli", "ask", "x"], capture_output=True, text=True,
+                                env={**os.environ, "GUIDEBOT_DATABASE_URL": "not a url",
+                                     "GUIDEBOT_DATA_DIR": str(tmp_path)}, cwd=REPO, timeout=60)
+    assert env_result.returncode == 2
+    assert "GUIDEBOT_DATABASE_URL" in env_result.stderr and "Traceback" not in env_result.stderr
