@@ -133,6 +133,12 @@ def _syllable(ch: str) -> str:
     return lazy_pinyin(ch)[0] if _HAN.match(ch) else ch
 
 
+@lru_cache(maxsize=65536)
+def _search_words(text: str) -> tuple[str, ...]:
+    """jieba's search-mode words; cached, since main items and names repeat across items and builds."""
+    return tuple(w for w in _base_tokenizer().cut_for_search(text) if w.strip())
+
+
 @lru_cache(maxsize=1)
 def _base_tokenizer() -> jieba.Tokenizer:
     tokenizer = jieba.Tokenizer()
@@ -184,7 +190,7 @@ class CatalogIndex:
             for text in dict.fromkeys(names[:2] + aliases):
                 if len(text) >= 2:
                     self._exact[text].append(position)
-            tokens = self._doc_tokens(names + aliases + main)
+            tokens = self._doc_tokens(names[:1] + aliases + main[:1])
             corpus.append(tokens)
             for token in set(tokens):
                 word_df[token] += 1
@@ -214,8 +220,8 @@ class CatalogIndex:
 
     def _cut(self, text: str) -> list[str]:
         """jieba search-mode words plus user-dictionary words found verbatim (no global jieba state)."""
-        words = [w for w in self._tokenizer.cut_for_search(text) if w.strip()]
-        for length in range(2, 13):
+        words = list(_search_words(text))
+        for length in range(2, min(12, len(text)) + 1):
             for start in range(0, len(text) - length + 1):
                 piece = text[start : start + length]
                 if piece in self._user_words:
