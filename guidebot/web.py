@@ -23,7 +23,9 @@ from guidebot.app import Guidebot
 
 log = logging.getLogger(__name__)
 
-ROUTE_MODULES: tuple[str, ...] = ()
+ROUTE_MODULES: tuple[str, ...] = (
+    "guidebot.handlers.sms.routes",
+)
 
 
 async def health(_request: Request) -> JSONResponse:

@@ -11,9 +11,10 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from guidebot.settings import SettingsError
+from guidebot.settings import SettingsError, read_env_file
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -105,7 +106,8 @@ class SmsSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SmsSettings:
-        env = os.environ if environ is None else environ
+        """From ``environ`` (default: the environment over the current directory's ``.env``)."""
+        env = {**read_env_file(Path(".env")), **os.environ} if environ is None else environ
 
         def get(name: str, default: str = "") -> str:
             return env.get(name, default).strip()
