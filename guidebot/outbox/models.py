@@ -85,6 +85,10 @@ class Subscription(Base):
     active: Mapped[bool] = mapped_column(Boolean)
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     end_reason: Mapped[str | None] = mapped_column(String(32))  # optout | completed | stopped
+    # For a case: the status (and its time) the citizen last saw or was told about; a notice goes
+    # out when the case's current status differs, so notifying is idempotent and can catch up.
+    last_status: Mapped[str | None] = mapped_column(String(16))
+    last_status_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class Broadcast(Base):

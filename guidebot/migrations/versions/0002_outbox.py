@@ -35,6 +35,8 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("ended_at", sa.DateTime(), nullable=True),
         sa.Column("end_reason", sa.String(32), nullable=True),
+        sa.Column("last_status", sa.String(16), nullable=True),
+        sa.Column("last_status_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_subscriptions"),
         sa.UniqueConstraint("channel", "recipient", "scope", name="uq_subscriptions_channel"),
     )

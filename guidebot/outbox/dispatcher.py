@@ -1,0 +1,296 @@
+"""The dispatcher: drains the outbox through the channel senders, within each channel's limits.
+
+One loop per channel in ``senders``.  Each loop claims a small batch (about two seconds' worth at
+the channel's rate, so a reply that arrives behind a broadcast waits at most that long), sends it
+replies first, and records every outcome as soon as it is known (:func:`queue.record_outcome`).
+
+Limits, per channel (:class:`RateLimiter`): at most ``max_per_second`` sends started in any
+one-second window, and at least ``per_recipient_interval`` seconds between two sends to one
+recipient.  A 429 (THROTTLED with retry-after) pauses the whole channel for that long.
+
+Quiet hours (default 21:00–08:00): only replies are claimed; notices and broadcasts wait.
+
+Crash safety: rows stay leased to a dispatcher until ``lease_seconds``; if it dies, another (or
+the restarted one) takes them back after the lease.  Only a send that was in flight at the very
+moment of a crash can be repeated — the channel accepted it but its outcome was not committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import inspect
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from guidebot.outbox import queue
+from guidebot.outbox.models import MessageStatus, Priority
+from guidebot.outbox.sender import Sender, SendOutcome, SendResult
+from guidebot.store.db import Store, now
+
+__all__ = ["DispatchStats", "Dispatcher", "QuietHours", "RateLimiter"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+Monotonic = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+_MARGIN = 0.001
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily window (local time) in which no bulk message goes out; ``start == end``: none."""
+
+    start: dt.time = dt.time(21, 0)
+    end: dt.time = dt.time(8, 0)
+
+    @classmethod
+    def parse(cls, text: str) -> QuietHours:
+        """``"21:00-08:00"``; ``""``/``"off"`` for no quiet hours."""
+        if text.strip().lower() in ("", "off", "none", "0"):
+            return cls(dt.time(0), dt.time(0))
+        start, _, end = text.partition("-")
+        return cls(dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip()))
+
+    def contains(self, at: dt.datetime) -> bool:
+        t = at.time()
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+    def end_after(self, at: dt.datetime) -> dt.datetime:
+        """When the quiet window containing ``at`` ends (``at`` itself if outside)."""
+        if not self.contains(at):
+            return at
+        end = dt.datetime.combine(at.date(), self.end)
+        return end if end > at else end + dt.timedelta(days=1)
+
+
+class RateLimiter:
+    """Overall rate (sliding one-second window) plus a minimum interval per recipient."""
+
+    def __init__(self, max_per_second: float, per_recipient_interval: float, monotonic: Monotonic) -> None:
+        self.unlimited = not max_per_second or max_per_second <= 0 or math.isinf(max_per_second)
+        if self.unlimited:
+            self.capacity, self.window = 0, 0.0
+        elif max_per_second >= 1:
+            self.capacity, self.window = int(max_per_second), 1.0
+        else:
+            self.capacity, self.window = 1, 1.0 / max_per_second
+        self.interval = max(0.0, per_recipient_interval or 0.0)
+        self._monotonic = monotonic
+        self._starts: deque[float] = deque()
+        self._last: dict[str, float] = {}
+        self._paused_until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """The channel asked us to slow down: nothing starts for ``seconds``."""
+        self._paused_until = max(self._paused_until, self._monotonic() + max(0.0, seconds))
+
+    def global_delay(self) -> float:
+        t = self._monotonic()
+        delay = self._paused_until - t
+        if not self.unlimited and len(self._starts) >= self.capacity:
+            # Strictly more than a window after the oldest of the last `capacity` starts: no closed
+            # one-second interval ever holds more than `capacity` sends (1 ms margin for rounding).
+            delay = max(delay, self._starts[0] + self.window + _MARGIN - t)
+        return max(0.0, delay)
+
+    def recipient_delay(self, recipient: str) -> float:
+        last = self._last.get(recipient)
+        return 0.0 if last is None else max(0.0, last + self.interval - self._monotonic())
+
+    def take(self, recipient: str) -> None:
+        t = self._monotonic()
+        if not self.unlimited:
+            self._starts.append(t)
+            while len(self._starts) > self.capacity:
+                self._starts.popleft()
+        if self.interval:
+            self._last[recipient] = t
+            if len(self._last) > 50_000:  # forget recipients whose interval has long passed
+                self._last = {r: s for r, s in self._last.items() if s + self.interval > t}
+
+
+@dataclass
+class DispatchStats:
+    """What one dispatcher did, by resulting row status."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def add(self, status: MessageStatus) -> None:
+        self.by_status[status.value] = self.by_status.get(status.value, 0) + 1
+
+    @property
+    def attempted(self) -> int:
+        return sum(self.by_status.values())
+
+
+class Dispatcher:
+    """Send queued outbox rows through ``senders`` (``{channel: Sender}``) until stopped.
+
+    ``clock`` gives the database time (naive CST); ``monotonic``/``sleep`` drive the rate limits
+    (tests and the benchmark substitute a virtual clock).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        senders: Mapping[str, Sender],
+        *,
+        quiet_hours: QuietHours | None = QuietHours(),
+        batch_size: int = 200,
+        lease_seconds: float = 120.0,
+        poll_interval: float = 1.0,
+        send_timeout: float = 30.0,
+        concurrency: int = 32,
+        max_attempts: int = queue.MAX_ATTEMPTS,
+        worker_id: str | None = None,
+        clock: Clock = now,
+        monotonic: Monotonic = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.store = store
+        self.senders = dict(senders)
+        self.quiet_hours = quiet_hours
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.send_timeout = send_timeout
+        self.concurrency = max(1, concurrency)
+        self.max_attempts = max_attempts
+        self.worker_id = worker_id or f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.clock = clock
+        self.monotonic = monotonic
+        self.sleep = sleep
+        self.limiters = {
+            channel: RateLimiter(sender.max_per_second, sender.per_recipient_interval, monotonic)
+            for channel, sender in self.senders.items()
+        }
+        self.stats = DispatchStats()
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._takes_reference = {
+            channel: "reference" in inspect.signature(sender.send).parameters
+            for channel, sender in self.senders.items()
+        }
+
+    # -- control -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the messages already started, give the rest of the batch back, and return."""
+        self._stopping.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Something was enqueued in this process: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self, *, until_idle: bool = False) -> DispatchStats:
+        """Dispatch until :meth:`stop` (or, with ``until_idle``, until nothing is ready to send)."""
+        from guidebot.outbox.broadcast import release_due_broadcasts
+
+        while not self._stopping.is_set():
+            release_due_broadcasts(self.store, at=self.clock())
+            sent = await asyncio.gather(*(self.drain_once(channel) for channel in self.senders))
+            if sum(sent):
+                continue
+            if until_idle:
+                break
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+        return self.stats
+
+    # -- one batch ---------------------------------------------------------------------------
+
+    def _claim_size(self, channel: str) -> int:
+        limiter = self.limiters[channel]
+        if limiter.unlimited:
+            return self.batch_size
+        per_second = limiter.capacity / limiter.window
+        # About two seconds' worth, and well inside the lease.
+        return max(1, min(self.batch_size, math.ceil(per_second * 2), int(per_second * self.lease_seconds / 3)))
+
+    async def drain_once(self, channel: str) -> int:
+        """Claim one batch of ``channel`` and send it; returns how many rows were claimed."""
+        if self._stopping.is_set():
+            return 0
+        at = self.clock()
+        quiet = self.quiet_hours is not None and self.quiet_hours.contains(at)
+        batch = queue.claim(self.store, channel, self.worker_id, self._claim_size(channel), at=at,
+                            lease_seconds=self.lease_seconds, max_priority=Priority.REPLY if quiet else None)
+        if not batch:
+            return 0
+        sender, limiter = self.senders[channel], self.limiters[channel]
+        pending = list(batch)
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while pending and not self._stopping.is_set():
+                index, wait = self._next_ready(pending, limiter)
+                if index is None:
+                    await self.sleep(wait)
+                    continue
+                delay = limiter.global_delay()
+                if delay > 0:
+                    await self.sleep(delay)
+                    continue
+                message = pending.pop(index)
+                limiter.take(message.recipient)
+                inflight.add(asyncio.create_task(self._send_one(sender, limiter, message)))
+                await asyncio.sleep(0)  # let the send start now, at the time the limiter counted it
+                if len(inflight) >= self.concurrency:
+                    done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
+            if inflight:
+                for task in await asyncio.gather(*inflight, return_exceptions=True):
+                    if isinstance(task, BaseException):
+                        raise task
+                inflight = set()
+        finally:
+            # Rows never started go straight back (a graceful stop, an error, a cancellation);
+            # after a hard kill they come back when their lease runs out.
+            if pending:
+                queue.release(self.store, [m.id for m in pending], self.worker_id)
+        return len(batch)
+
+    @staticmethod
+    def _next_ready(pending: list[queue.Claimed], limiter: RateLimiter) -> tuple[int | None, float]:
+        earliest = math.inf
+        for index, message in enumerate(pending):
+            delay = limiter.recipient_delay(message.recipient)
+            if delay <= 0:
+                return index, 0.0
+            earliest = min(earliest, delay)
+        return None, earliest
+
+    async def _send_one(self, sender: Sender, limiter: RateLimiter, message: queue.Claimed) -> None:
+        try:
+            if self._takes_reference.get(message.channel):
+                call = sender.send(message.recipient, message.text, reference=str(message.id))  # type: ignore[call-arg]
+            else:
+                call = sender.send(message.recipient, message.text)
+            async with asyncio.timeout(self.send_timeout):  # no extra task: the send starts right away
+                result = await call
+        except TimeoutError:
+            result = SendResult(SendOutcome.RETRY, error="timeout")
+        except Exception as error:  # a sender bug or a network error it did not map
+            log.warning("outbox: %s sender raised %s for row %s", message.channel, type(error).__name__, message.id)
+            result = SendResult(SendOutcome.RETRY, error=f"{type(error).__name__}")
+        if result.outcome is SendOutcome.THROTTLED:
+            limiter.pause(result.retry_after if result.retry_after is not None else 1.0)
+        status = queue.record_outcome(self.store, message, self.worker_id, result, at=self.clock(),
+                                      max_attempts=self.max_attempts)
+        self.stats.add(status)
