@@ -24,6 +24,7 @@ from guidebot.app import Guidebot
 log = logging.getLogger(__name__)
 
 ROUTE_MODULES: tuple[str, ...] = (
+    "guidebot.handlers.telegram.webhook",
     "guidebot.handlers.sms.routes",
 )
 

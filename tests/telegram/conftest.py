@@ -136,3 +136,16 @@ def buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, callback_data) of every inline button under a message."""
     rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
     return [(button["text"], button.get("callback_data", "")) for row in rows for button in row]
+
+
+def choice_for(messages: list[dict[str, Any]], label: str) -> tuple[dict[str, Any], str]:
+    """The message offering numbered choices, and the number of the one labelled `label`."""
+    for message in messages:
+        for text, data in buttons(message):
+            if data.isdigit() and text == f"{data}. {label}":
+                return message, data
+    raise AssertionError(f"no numbered choice {label!r} in {[m['text'] for m in messages]}")
+
+
+def text_of(messages: list[dict[str, Any]]) -> str:
+    return "\n".join(message["text"] for message in messages)

@@ -6,20 +6,17 @@ Each test is a transcript of what a citizen or a clerk sends and what arrives in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from guidebot.dialog.replies import Choice, Choices, Inbound, Link, Reply, Text
 from guidebot.handlers.telegram.bot import APOLOGY, NOT_FOR_YOU, UNKNOWN_COMMAND
-from tests.telegram.conftest import CITIZEN, OTHER_CITIZEN, STAFF_ID, Harness, buttons
+from tests.telegram.conftest import CITIZEN, OTHER_CITIZEN, STAFF_ID, Harness, buttons, choice_for, text_of
 from tests.telegram.fake_bot_api import utf16_len
 
 pytestmark = pytest.mark.asyncio
 
 
-def text_of(messages: list[dict[str, Any]]) -> str:
-    return "\n".join(message["text"] for message in messages)
 
 
 # -- citizens -------------------------------------------------------------------------------------
@@ -47,30 +44,29 @@ async def test_a_question_is_answered_and_a_section_button_asks_the_follow_up(po
 
 
 async def test_a_clarification_is_chosen_by_button(polling: Harness) -> None:
-    [question] = await polling.say("我想办食品经营许可")
-    assert "分几种情况" in question["text"]
-    assert buttons(question) == [("1. 新办", "1"), ("2. 变更", "2"), ("3. 注销", "3")]
-
-    [answer] = await polling.press(question, "2")
-    assert "食品经营许可（变更）" in answer["text"]
+    messages = await polling.say("我想办食品经营许可")
+    question, number = choice_for(messages, "变更")
+    answer = await polling.press(question, number)
+    assert "【食品经营许可（变更）】" in text_of(answer)
     edited = polling.fake.messages[(CITIZEN, question["message_id"])]
-    assert edited["text"].endswith("✅ 已选择：2. 变更")
+    assert edited["text"].startswith(question["text"])
+    assert edited["text"].endswith(f"✅ 已选择：{number}. 变更")
     assert "reply_markup" not in edited, "a choice is made once: the buttons go away"
     assert len(polling.fake.calls_of("editMessageText")) == 1
 
 
 async def test_a_typed_number_works_like_the_button(polling: Harness) -> None:
-    await polling.say("食品经营许可")
-    [answer] = await polling.say("3")
-    assert "食品经营许可（注销）" in answer["text"]
+    _, number = choice_for(await polling.say("食品经营许可"), "注销")
+    answer = await polling.say(number)
+    assert "【食品经营许可（注销）】" in text_of(answer)
 
 
 async def test_two_citizens_have_separate_conversations(polling: Harness) -> None:
-    await polling.say("食品经营许可", chat_id=CITIZEN)
-    [other] = await polling.say("1", chat_id=OTHER_CITIZEN)
-    assert "食品经营许可" not in other["text"]  # no pending choice in the other chat
-    [mine] = await polling.say("1", chat_id=CITIZEN)
-    assert "食品经营许可（新办）" in mine["text"]
+    _, number = choice_for(await polling.say("食品经营许可", chat_id=CITIZEN), "注销")
+    other = await polling.say(number, chat_id=OTHER_CITIZEN)
+    assert "食品经营许可" not in text_of(other)  # no pending choice in the other chat
+    mine = await polling.say(number, chat_id=CITIZEN)
+    assert "【食品经营许可（注销）】" in text_of(mine)
 
 
 async def test_an_unknown_question_is_answered_honestly_and_logged_for_staff(polling: Harness) -> None:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from telegram import (
+    Bot,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -187,9 +188,12 @@ def install_log_masking() -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()
+        handler.setLevel(logging.INFO)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
-        root.setLevel(logging.INFO)
+        root.setLevel(logging.WARNING)  # other libraries: warnings and errors only
+        for ours in ("guidebot", "telegram.ext.Application"):
+            logging.getLogger(ours).setLevel(logging.INFO)
     for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(existing, MaskingFilter) for existing in handler.filters):
@@ -585,8 +589,20 @@ def handlers_of(app: Application[Any, Any, Any, Any, Any, Any]) -> TelegramHandl
     return handlers
 
 
+async def check_token(config: TelegramConfig) -> str:
+    """Ask the Bot API who the token belongs to (getMe); returns the bot's @username.
+
+    Raises `telegram.error.InvalidToken` (rejected) or `NetworkError` (unreachable) before any
+    polling starts, so the command can say so in one line instead of PTB's retry-loop traceback.
+    """
+    async with Bot(config.token, base_url=config.base_url, base_file_url=config.base_file_url) as probe:
+        return probe.username
+
+
 def run_polling(bot: Guidebot, config: TelegramConfig, *, drop_pending_updates: bool = False) -> None:
     """Long polling until Ctrl-C / SIGTERM (getMe, deleteWebhook, then getUpdates in a loop)."""
+    username = asyncio.run(check_token(config))
+    log.info("guidebot telegram: @%s", username)
     app = build_application(bot, config)
     log.info("guidebot telegram: long polling via %s", urlsplit(config.base_url).netloc)
     app.run_polling(allowed_updates=ALLOWED_UPDATES, drop_pending_updates=drop_pending_updates)
