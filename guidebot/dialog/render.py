@@ -127,7 +127,9 @@ def render_item(item: Item, field: Field, center: Center) -> str:
 def _missing_field(field: Field, item: Item, center: Center) -> str:
     label = FIELD_LABELS[field]
     if field is Field.FORMS and item.materials:
-        return "本事项没有需要下载的表格，申请表在窗口现场领取填写。"
+        forms = [m.name for m in item.materials if "表" in m.name]
+        listed = f"需要填写的表格：{'、'.join(forms)}。" if forms else ""
+        return f"{listed}本事项暂未登记表格下载地址，申请表可在窗口现场领取填写。"
     if field is Field.ONLINE:
         return "本事项目前没有登记网上办理地址，请到窗口办理，或在四川政务服务网查询。"
     return f"该事项的“{label}”信息尚未录入，请致电 {center.phone} 咨询。"
