@@ -253,7 +253,7 @@ def test_delivery_reports_reach_the_sink_and_invalid_numbers_are_stopped(
     outcomes = {r.provider_id: r.outcome for r in sink.reports}
     assert outcomes == {"row-1": SendOutcome.DELIVERED, "row-2": SendOutcome.STOPPED, "3^0": SendOutcome.FAILED,
                         "4^0": SendOutcome.STOPPED}
-    assert StopList(store).reason("+8613900000001") == "invalid"
+    assert (StopList(store).reason("+8613900000001") or "").startswith("invalid number")
     assert StopList(store).reason("+8613900000002") is None
 
 

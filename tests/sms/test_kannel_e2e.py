@@ -8,6 +8,7 @@ Without the Kannel binaries these tests skip with the reason; under CI=true they
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from guidebot.app import Guidebot
 from guidebot.cases.importer import import_cases
@@ -25,9 +27,13 @@ from guidebot.dialog.replies import Inbound
 from guidebot.handlers.sms import routes as sms_routes
 from guidebot.handlers.sms.kannel import DLR_PATH, INBOUND_PATH, KannelSender
 from guidebot.handlers.sms.render import UCS2_PART, UCS2_SINGLE, count_segments, paginate, render_replies
-from guidebot.handlers.sms.service import OPTED_OUT_TEXT, DeliveryReport, StopList
+from guidebot.handlers.sms.service import OPTED_OUT_TEXT, DeliveryReport, ReportSink, StopList
 from guidebot.handlers.sms.settings import SmsSettings
 from guidebot.knowledge.matching import CatalogIndex
+from guidebot.outbox import queue
+from guidebot.outbox.dispatcher import Dispatcher
+from guidebot.outbox.models import OutboxMessage, Priority
+from guidebot.outbox.queue import NewMessage
 from guidebot.outbox.sender import SendOutcome, SendResult
 from guidebot.settings import Settings
 from guidebot.store.db import Store, open_store
@@ -42,16 +48,19 @@ NOTICE = ("本中心定于本周六上午照常办公，可办理居民身份证
 
 
 class Reports:
-    """The delivery-report sink guidebot serve hands reports to (the outbox's place, for now)."""
+    """Records every delivery report guidebot serve receives, then hands it to the real sink (the
+    outbox), whose answer it passes back."""
 
-    def __init__(self) -> None:
+    def __init__(self, sink: ReportSink) -> None:
         self.items: list[DeliveryReport] = []
         self.lock = threading.Lock()
+        self.sink = sink
 
-    def __call__(self, report: DeliveryReport) -> bool:
+    async def __call__(self, report: DeliveryReport) -> bool:
         with self.lock:
             self.items.append(report)
-        return True
+        result = self.sink(report)
+        return bool(await result) if inspect.isawaitable(result) else bool(result)
 
     def by_id(self) -> dict[str, list[DeliveryReport]]:
         with self.lock:
@@ -77,7 +86,30 @@ class Stack:
     def sender(self, **changes: object) -> KannelSender:
         return KannelSender(replace(self.settings, **changes), stops=StopList(self.store))  # type: ignore[arg-type]
 
+    def dispatch(self, rows: list[NewMessage], **changes: object) -> dict[int, str]:
+        """Enqueue ``rows`` as the outbox does and drain them through KannelSender with the outbox's
+        dispatcher; returns {row id: status} once every row has left the queue."""
+        with self.store.session() as session:
+            before = set(session.scalars(select(OutboxMessage.id)))
+            queue.enqueue(session, rows)
+            ids = set(session.scalars(select(OutboxMessage.id))) - before
+
+        async def run() -> None:
+            async with self.sender(**changes) as sender:
+                dispatcher = Dispatcher(self.store, {"sms": sender}, quiet_hours=None, poll_interval=0.05)
+                while await dispatcher.drain_once("sms"):
+                    pass
+
+        asyncio.run(run())
+        return self.statuses(ids)
+
+    def statuses(self, ids: set[int]) -> dict[int, str]:
+        with self.store.session() as session:
+            rows = session.execute(select(OutboxMessage.id, OutboxMessage.status).where(OutboxMessage.id.in_(ids)))
+            return {row_id: status for row_id, status in rows}
+
     def broadcast(self, numbers: list[str], text: str, batch: str, **changes: object) -> list[SendResult]:
+        """KannelSender on its own, without the outbox."""
         async def run() -> list[SendResult]:
             async with self.sender(**changes) as sender:
                 return list(await asyncio.gather(
@@ -94,7 +126,8 @@ def _stack(tmp: Path, index: CatalogIndex, *, post: bool) -> Iterator[Stack]:
     assert imported.ok, imported
     engine = DialogEngine(index, store, sub_dialogs=[CaseFlow.build(store, index.catalog)])
     bot = Guidebot(Settings.load(environ={"GUIDEBOT_DATA_DIR": str(tmp)}), index.catalog, index, engine, store)
-    reports = Reports()
+    reports = Reports(sms_routes.default_report_sink(bot))
+    assert StopList(store).in_outbox  # the database has the outbox: reports and stops go there
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GUIDEBOT_SMS_SECRET", SECRET)
         patch.setenv("GUIDEBOT_SMS_ALLOW", "127.0.0.1")
@@ -196,10 +229,15 @@ def test_td_is_confirmed_and_stops_the_next_broadcast(stack: Stack) -> None:
     assert StopList(stack.store).reason("+8613800138005") == "optout"
     stack.kannel.listen()
     before = len(stack.kannel.messages(quitter))
-    results = stack.broadcast([quitter, stayer], NOTICE, batch="td")
-    assert [r.outcome for r in results] == [SendOutcome.STOPPED, SendOutcome.SENT]
+    # The next broadcast, through the outbox: the quitter gets no row, the other number its message.
+    statuses = stack.dispatch([NewMessage("sms", f"+86{n}", NOTICE, Priority.BULK, "broadcast")
+                               for n in (quitter, stayer)])
+    assert set(statuses.values()) <= {"sent", "delivered"} and len(statuses) == 1  # no row for the quitter
     received = stack.kannel.wait_messages(stayer, 1)
     assert received[-1].text == "【区政务服务中心】" + NOTICE
+    # KannelSender refuses the number on its own too (a message queued before the TD).
+    results = stack.broadcast([quitter], NOTICE, batch="td")
+    assert results[0].outcome is SendOutcome.STOPPED and "optout" in results[0].error
     time.sleep(0.5)
     assert len(stack.kannel.messages(quitter)) == before
 
@@ -207,13 +245,12 @@ def test_td_is_confirmed_and_stops_the_next_broadcast(stack: Stack) -> None:
 # -- broadcasts and delivery reports -----------------------------------------------------------
 
 
-def test_broadcast_to_100_subscribers_arrives_intact_each_once_with_delivery_reports(stack: Stack) -> None:
+def test_broadcast_to_100_subscribers_arrives_intact_each_once_and_reports_update_the_rows(stack: Stack) -> None:
     numbers = [f"1390000{i:04d}" for i in range(100)]
     stack.kannel.listen()
     started = time.monotonic()
-    results = stack.broadcast(numbers, NOTICE, batch="b100")
-    assert [r.outcome for r in results] == [SendOutcome.SENT] * 100
-    assert [r.provider_id for r in results] == [f"b100-{i}" for i in range(100)]
+    statuses = stack.dispatch([NewMessage("sms", f"+86{n}", NOTICE, Priority.BULK, "broadcast") for n in numbers])
+    assert len(statuses) == 100 and set(statuses.values()) <= {"sent", "delivered"}
     wait_until(lambda: len([m for m in stack.kannel.messages() if m.receiver in set(numbers)]) >= 100, 30,
                "100 broadcast messages at fakesmsc")
     elapsed = time.monotonic() - started
@@ -223,12 +260,27 @@ def test_broadcast_to_100_subscribers_arrives_intact_each_once_with_delivery_rep
     assert all(m.text == expected for m in received)  # intact, every one
     segments = count_segments(expected)
     assert segments.parts == 2 and all(len(m.parts) == 2 for m in received)
-    # Every message's delivery report came back to guidebot serve and reached the sink.
-    wait_until(lambda: all(f"b100-{i}" in stack.reports.by_id() for i in range(100)), 30, "100 delivery reports")
+    # Every message's delivery report came back to guidebot serve and marked its outbox row delivered.
+    ids = set(statuses)
+    wait_until(lambda: set(stack.statuses(ids).values()) == {"delivered"}, 30, "100 rows delivered")
     reports = stack.reports.by_id()
-    assert all(reports[f"b100-{i}"][-1].outcome is SendOutcome.DELIVERED for i in range(100))
-    assert {reports[f"b100-{i}"][-1].recipient for i in range(100)} == {f"+86{n}" for n in numbers}
+    assert {reports[str(i)][-1].recipient for i in ids} == {f"+86{n}" for n in numbers}
+    assert all(reports[str(i)][-1].outcome is SendOutcome.DELIVERED for i in ids)
     assert elapsed < 30
+
+
+def test_kannel_sender_alone_sends_100_each_once(stack: Stack) -> None:
+    numbers = [f"1390002{i:04d}" for i in range(100)]
+    stack.kannel.listen()
+    results = stack.broadcast(numbers, NOTICE, batch="b100")
+    assert [r.outcome for r in results] == [SendOutcome.SENT] * 100
+    assert [r.provider_id for r in results] == [f"b100-{i}" for i in range(100)]
+    wait_until(lambda: len([m for m in stack.kannel.messages() if m.receiver in set(numbers)]) >= 100, 30,
+               "100 messages at fakesmsc")
+    received = [m for m in stack.kannel.messages() if m.receiver in set(numbers)]
+    assert sorted(m.receiver for m in received) == sorted(numbers)
+    assert all(m.text == "【区政务服务中心】" + NOTICE for m in received)
+    wait_until(lambda: all(f"b100-{i}" in stack.reports.by_id() for i in range(100)), 30, "100 delivery reports")
 
 
 def test_the_rate_limit_spaces_sends(stack: Stack) -> None:

@@ -201,7 +201,7 @@ def test_a_number_rejected_as_invalid_is_stopped(client: AsgiClient, sink: Sink,
     reply = quote("NACK/0x0000000b/Invalid Destination Address")
     client.get(f"/sms/kannel/dlr?secret={SECRET}&id=row-7&type=16&reply={reply}&to={PHONE}")
     assert sink.reports[-1].outcome is SendOutcome.STOPPED
-    assert StopList(store).reason("+8613800138000") == "invalid"
+    assert (StopList(store).reason("+8613800138000") or "").startswith("invalid number")
 
 
 @pytest.mark.parametrize("query", ["type=1", "id=x", "id=x&type=abc", "id=x&type=32", f"id={'x' * 200}&type=1"])

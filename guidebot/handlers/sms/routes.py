@@ -8,6 +8,7 @@ when ``GUIDEBOT_SMS_GATEWAY=aliyun``. :func:`build_sender` gives the outbox disp
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,12 +17,13 @@ from starlette.routing import BaseRoute
 from guidebot.app import Guidebot
 from guidebot.handlers.sms.cloud import AliyunChannel, AliyunSender
 from guidebot.handlers.sms.kannel import KannelChannel, KannelSender
-from guidebot.handlers.sms.service import ReportSink, SmsConversations, StopList
+from guidebot.handlers.sms.service import CHANNEL, DeliveryReport, ReportSink, SmsConversations, StopList
 from guidebot.handlers.sms.settings import SmsSettings
+from guidebot.outbox.sender import SendOutcome
 
 log = logging.getLogger(__name__)
 
-__all__ = ["build_conversations", "build_sender", "default_report_sink", "routes"]
+__all__ = ["build_conversations", "build_sender", "default_report_sink", "outbox_report_sink", "routes"]
 
 
 def build_conversations(bot: Guidebot, settings: SmsSettings) -> SmsConversations:
@@ -42,8 +44,27 @@ def _log_only_sink(report: Any) -> bool:
     return True
 
 
+def outbox_report_sink(store: Any) -> ReportSink:
+    """Delivery reports applied to the outbox rows they are about (``queue.record_delivery_report``).
+
+    Returns False while the row is unknown or still being sent, so the report is offered again.
+    """
+    from guidebot.outbox.queue import record_delivery_report
+
+    async def sink(report: DeliveryReport) -> bool:
+        if report.outcome is SendOutcome.SENT:  # accepted by the SMSC: nothing to record yet
+            return True
+        delivered = report.outcome is SendOutcome.DELIVERED
+        return await asyncio.to_thread(record_delivery_report, store, CHANNEL, report.provider_id, delivered,
+                                       report.error)
+
+    return sink
+
+
 def default_report_sink(bot: Guidebot) -> ReportSink:
-    """Where delivery reports go when nothing else is given: the outbox, once it takes them."""
+    """Where delivery reports go: the outbox when the store has it, else the log."""
+    if StopList(bot.store).in_outbox:
+        return outbox_report_sink(bot.store)
     return _log_only_sink
 
 

@@ -33,6 +33,7 @@ from guidebot.dialog.replies import Inbound, Reply
 from guidebot.handlers.sms.phones import masked
 from guidebot.handlers.sms.render import paginate, render_replies, sanitize
 from guidebot.outbox.sender import SendOutcome
+from guidebot.privacy import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ __all__ = [
 
 CHANNEL = "sms"  # the channel the dialog engine sees
 SESSION_SLOT = "sms-session"  # {"seen": [message keys], "more": [pages]}
-STOP_SLOT = "sms-stop"  # {"reason": "optout" | "invalid", "at": iso time}
+STOP_SLOT = "sms-stop"  # {"reason": "optout" | "invalid number: …", "at": iso time} (without the outbox)
 SEEN_KEEP = 50
 
 # Whole-message keywords, compared after removing spaces and punctuation, case-insensitive.
@@ -108,28 +109,84 @@ class DeliveryReport:
 ReportSink = Callable[[DeliveryReport], "Awaitable[bool] | bool"]
 
 
+def _outbox_tables(store: object) -> bool:
+    """Whether ``store`` is the database with the outbox's stop list (outbox_stops) in it."""
+    engine = getattr(store, "engine", None)
+    if engine is None or not hasattr(store, "session"):
+        return False
+    try:
+        from sqlalchemy import inspect as inspect_db
+
+        import guidebot.outbox.queue  # noqa: F401 - the functions used below
+    except ImportError:
+        return False
+    return bool(inspect_db(engine).has_table("outbox_stops"))
+
+
 class StopList:
-    """Numbers no SMS may be sent to: opted out (TD/退订) or rejected by the operator as invalid."""
+    """Numbers no proactive SMS may go to: opted out (TD/退订, reason ``optout``) or rejected by the
+    operator (any other reason).
+
+    Kept in the outbox's stop list when the store is the database — so the outbox enqueues
+    nothing for them, cancels what was queued and ends their subscriptions — and in the
+    conversation store (slot ``sms-stop``) otherwise.
+    """
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
+        self.in_outbox = _outbox_tables(store)
 
     def reason(self, number: str) -> str | None:
+        if self.in_outbox:
+            from sqlalchemy import select
+
+            from guidebot.outbox.models import RecipientStop
+
+            with self.store.session() as session:  # type: ignore[attr-defined]
+                return session.scalar(select(RecipientStop.reason).where(RecipientStop.channel == CHANNEL,
+                                                                         RecipientStop.recipient == number))
         return self.store.load_state(STOP_SLOT, number).get("reason")
 
     def stop(self, number: str, reason: str) -> None:
-        at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        self.store.save_state(STOP_SLOT, number, {"reason": reason, "at": at})
-        log.info("sms: %s stopped (%s)", masked(number), reason)
+        if self.in_outbox:
+            from guidebot.outbox.queue import stop_recipient
 
-    def resume(self, number: str, reason: str | None = None) -> bool:
-        """Lift the stop (only if it is for ``reason``, when given); True when there was one."""
+            stop_recipient(self.store, CHANNEL, number, reason)  # type: ignore[arg-type]
+        else:
+            at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            self.store.save_state(STOP_SLOT, number, {"reason": reason, "at": at})
+        log.info("sms: %s stopped (%s)", masked(number), mask_text(reason))
+
+    def resume(self, number: str, *, unless: str | None = None) -> bool:
+        """Lift the stop (but not one for reason ``unless``); True when there was one to lift."""
         current = self.reason(number)
-        if current is None or (reason is not None and current != reason):
+        if current is None or (unless is not None and current == unless):
             return False
-        self.store.save_state(STOP_SLOT, number, {})
-        log.info("sms: %s resumed (was %s)", masked(number), current)
+        if self.in_outbox:
+            from guidebot.outbox.queue import resume_recipient
+
+            resume_recipient(self.store, CHANNEL, number)  # type: ignore[arg-type]
+        else:
+            self.store.save_state(STOP_SLOT, number, {})
+        log.info("sms: %s resumed (was %s)", masked(number), mask_text(current))
         return True
+
+
+def _subscription_flow(engine: object) -> bool:
+    """Whether the engine has the outbox's subscription sub-dialog (it answers 退订 and 订阅 itself)."""
+    try:
+        from guidebot.outbox.subscriptions import SubscriptionFlow
+    except ImportError:
+        return False
+    return any(isinstance(dialog, SubscriptionFlow) for dialog in getattr(engine, "sub_dialogs", ()))
+
+
+def _opt_out_words() -> frozenset[str]:
+    try:
+        from guidebot.outbox.subscriptions import OPT_OUT_WORDS as OUTBOX_WORDS
+    except ImportError:
+        return OPT_OUT_WORDS
+    return OPT_OUT_WORDS | frozenset(keyword(word) for word in OUTBOX_WORDS)
 
 
 class _StripedLocks:
@@ -166,6 +223,8 @@ class SmsConversations:
         self.stops = StopList(store)
         self.on_opt_out = on_opt_out
         self.on_resume = on_resume
+        self.opt_out_words = _opt_out_words()
+        self.engine_subscriptions = _subscription_flow(engine)
         self._locks = _StripedLocks()
 
     def answer(self, sender: str, text: str, *, key: str = "", received_at: dt.datetime | None = None,
@@ -192,21 +251,23 @@ class SmsConversations:
             if not more:
                 return NO_MORE_TEXT, []
             return more[0], more[1:]
-        if word in OPT_OUT_WORDS:
+        inbound = Inbound(channel=CHANNEL, sender=sender, text=text, received_at=received_at, message_id=message_id)
+        if word in self.opt_out_words:
+            # The subscription dialog (when the engine has it) ends the subscriptions and says how
+            # many; the stop list then guarantees nothing proactive goes to this number.
+            replies = self.engine.handle(inbound) if self.engine_subscriptions else []
             self.stops.stop(sender, "optout")
             if self.on_opt_out is not None:
                 self.on_opt_out(sender)
-            return OPTED_OUT_TEXT, []
-        if word in RESUME_WORDS and self.stops.reason(sender) == "optout":
-            self.stops.resume(sender, "optout")
+            return (render_replies(replies) or OPTED_OUT_TEXT), []
+        if word in RESUME_WORDS and not self.engine_subscriptions and self.stops.reason(sender) == "optout":
+            self.stops.resume(sender)
             if self.on_resume is not None:
                 self.on_resume(sender)
             return RESUMED_TEXT, []
-        if self.stops.reason(sender) == "invalid":
-            # The number just wrote to us, so it is not invalid after all.
-            self.stops.resume(sender, "invalid")
-        replies = self.engine.handle(Inbound(channel=CHANNEL, sender=sender, text=text, received_at=received_at,
-                                             message_id=message_id))
+        # The number just wrote to us, so the operator's "invalid number" no longer holds.
+        self.stops.resume(sender, unless="optout")
+        replies = self.engine.handle(inbound)
         body = render_replies(replies) or sanitize("您好，请说说您要办的事，例如“办身份证要带什么”。")
         pages = paginate(body, self.max_segments)
         return pages[0], pages[1:]
@@ -220,7 +281,7 @@ async def deliver_report(report: DeliveryReport, sink: ReportSink | None, stops:
     dispatcher recording the id it got back, so it is offered again for up to ``wait`` seconds.
     """
     if report.outcome is SendOutcome.STOPPED and stops is not None and report.recipient:
-        await asyncio.to_thread(stops.stop, report.recipient, "invalid")
+        await asyncio.to_thread(stops.stop, report.recipient, f"invalid number: {report.error}"[:200])
     log.info("sms: report %s for %s: %s %s", report.provider_id[:40], masked(report.recipient), report.outcome.value,
              report.error)
     if sink is None:
