@@ -167,6 +167,23 @@ def _write_cases(path: Path) -> Path:
     return path
 
 
+async def test_a_case_is_looked_up_with_its_second_factor(tmp_path: Path, polling: Harness) -> None:
+    from guidebot.cases.importer import import_cases
+
+    assert not import_cases(polling.guidebot.store, _write_cases(tmp_path / "cases.csv")).errors  # type: ignore[arg-type]
+    [ask] = await polling.say("帮我查下办件 SC2025000001 的进度")
+    assert "后 4 位" in ask["text"]
+    [wrong] = await polling.say("1234")
+    assert "没有查到与该办件编号和验证信息相符的办件" in wrong["text"]
+    assert "审查" not in wrong["text"]
+    await polling.say("查件 SC2025000001")
+    [found] = await polling.say("5678")
+    assert "办件编号：SC2025000001" in found["text"]
+    assert "事项：居民身份证办理" in found["text"]
+    assert "当前状态：审查" in found["text"]
+    assert "申请人：欧***" in found["text"] and "欧阳娜娜" not in found["text"]
+
+
 async def test_staff_case_shows_history_with_the_name_masked(tmp_path: Path, polling: Harness) -> None:
     from guidebot.cases.importer import import_cases
 
