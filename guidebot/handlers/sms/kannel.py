@@ -362,7 +362,7 @@ class KannelSender:
         if self.stops is not None:
             reason = await asyncio.to_thread(self.stops.reason, number)
             if reason is not None:
-                log.info("sms: not sending to %s: stopped (%s)", masked(number), reason)
+                log.info("sms: not sending to %s: stopped (%s)", masked(number), mask_text(reason))
                 return SendResult(SendOutcome.STOPPED, error=f"number stopped ({reason})")
         body = sanitize(with_signature(text, self.settings.signature))
         if not body:
@@ -402,8 +402,9 @@ class KannelSender:
             return SendResult(SendOutcome.RETRY, provider_id=provider_id, error=f"gateway unreachable: "
                               f"{type(error).__name__}")
         result = self._outcome(response.status_code, response.text, provider_id)
-        log.info("sms: out to %s, %d part(s): %s %s", masked(number), segments.parts, result.outcome.value,
-                 result.error)
+        level = logging.DEBUG if result.outcome is SendOutcome.SENT else logging.INFO
+        log.log(level, "sms: out to %s, %d part(s): %s %s", masked(number), segments.parts, result.outcome.value,
+                result.error)
         return result
 
     @staticmethod

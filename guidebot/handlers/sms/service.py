@@ -282,8 +282,9 @@ async def deliver_report(report: DeliveryReport, sink: ReportSink | None, stops:
     """
     if report.outcome is SendOutcome.STOPPED and stops is not None and report.recipient:
         await asyncio.to_thread(stops.stop, report.recipient, f"invalid number: {report.error}"[:200])
-    log.info("sms: report %s for %s: %s %s", report.provider_id[:40], masked(report.recipient), report.outcome.value,
-             report.error)
+    level = logging.DEBUG if report.outcome in (SendOutcome.DELIVERED, SendOutcome.SENT) else logging.INFO
+    log.log(level, "sms: report %s for %s: %s %s", report.provider_id[:40], masked(report.recipient),
+            report.outcome.value, report.error)
     if sink is None:
         return False
     loop = asyncio.get_running_loop()
