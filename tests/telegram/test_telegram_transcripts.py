@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from guidebot.dialog.replies import Choice, Choices, Inbound, Link, Reply, Text
-from guidebot.handlers.telegram.bot import APOLOGY, NOT_FOR_YOU, UNKNOWN_COMMAND
+from guidebot.handlers.telegram.bot import APOLOGY, NOT_FOR_YOU, UNKNOWN_COMMAND, StaffServices, handlers_of
 from tests.telegram.conftest import CITIZEN, OTHER_CITIZEN, STAFF_ID, Harness, buttons, choice_for, text_of
 from tests.telegram.fake_bot_api import utf16_len
 
@@ -197,6 +197,85 @@ async def test_staff_case_shows_history_with_the_name_masked(tmp_path: Path, pol
     assert "办理记录：" in shown["text"]
     [missing] = await polling.say("/case SC2099999999", chat_id=STAFF_ID)
     assert "没有办件编号为 SC2099999999 的办件" in missing["text"]
+
+
+class RecordingOutbox:
+    """Stands in for the outbox's broadcast API: records what staff confirmed."""
+
+    def __init__(self, recipients: int = 3) -> None:
+        self.recipients = recipients
+        self.sent: list[tuple[str, str]] = []
+
+    def preview(self, text: str) -> tuple[str, list[str]]:
+        if len(text) > 100:
+            raise ValueError("通知内容过长")
+        return text + "（回复“退订”不再接收通知）", [f"收件人：共 {self.recipients} 人"]
+
+    def send(self, text: str, by: str) -> int:
+        self.sent.append((text, by))
+        return self.recipients
+
+
+async def test_staff_broadcast_needs_an_explicit_confirmation(polling: Harness) -> None:
+    outbox = RecordingOutbox()
+    handlers_of(polling.app).services = StaffServices(broadcast=outbox)
+    [preview] = await polling.say("/broadcast 明天停电，中心暂停办公。\n请改日再来。", chat_id=STAFF_ID)
+    assert preview["text"].startswith("群发预览：\n收件人：共 3 人")
+    assert "明天停电，中心暂停办公。\n请改日再来。（回复“退订”不再接收通知）" in preview["text"]
+    assert [label for label, _ in buttons(preview)] == ["确认发送", "取消"]
+    assert outbox.sent == []  # nothing before the confirmation
+
+    confirm = next(data for label, data in buttons(preview) if label == "确认发送")
+    polling.fake.user_presses(preview, confirm, user_id=CITIZEN)  # a forged press by a citizen
+    await polling.settle()
+    assert outbox.sent == []
+
+    polling.fake.user_presses(preview, confirm, user_id=STAFF_ID)
+    await polling.fake.wait_for(lambda: bool(outbox.sent))
+    await polling.settle()
+    assert outbox.sent == [("明天停电，中心暂停办公。\n请改日再来。", f"telegram:{STAFF_ID}")]
+    edited = polling.fake.messages[(STAFF_ID, preview["message_id"])]
+    assert edited["text"] == "已提交群发：3 位订阅者，将按发送速率陆续送达。" and "reply_markup" not in edited
+
+    polling.fake.user_presses(preview | {"reply_markup": {"inline_keyboard": [[
+        {"text": "确认发送", "callback_data": confirm}]]}}, confirm, user_id=STAFF_ID)  # pressed twice
+    await polling.settle()
+    assert len(outbox.sent) == 1
+
+
+async def test_staff_broadcast_can_be_cancelled_and_refuses_bad_text(polling: Harness) -> None:
+    outbox = RecordingOutbox()
+    handlers_of(polling.app).services = StaffServices(broadcast=outbox)
+    [preview] = await polling.say("/broadcast 测试", chat_id=STAFF_ID)
+    cancel = next(data for label, data in buttons(preview) if label == "取消")
+    polling.fake.user_presses(preview, cancel, user_id=STAFF_ID)
+    await polling.fake.wait_for(lambda: polling.fake.messages[(STAFF_ID, preview["message_id"])].get("edited", False))
+    assert polling.fake.messages[(STAFF_ID, preview["message_id"])]["text"] == "已取消群发，没有发送。"
+    [too_long] = await polling.say("/broadcast " + "长" * 200, chat_id=STAFF_ID)
+    assert too_long["text"] == "无法群发：通知内容过长"
+    [usage] = await polling.say("/broadcast", chat_id=STAFF_ID)
+    assert usage["text"].startswith("用法：/broadcast")
+    assert outbox.sent == []
+
+
+async def test_staff_without_an_outbox_are_told_it_is_not_available(polling: Harness) -> None:
+    handlers_of(polling.app).services = StaffServices()
+    [broadcast] = await polling.say("/broadcast 测试", chat_id=STAFF_ID)
+    [stats] = await polling.say("/stats", chat_id=STAFF_ID)
+    assert broadcast["text"].startswith("群发功能尚未开通") and stats["text"].startswith("统计功能尚未开通")
+
+
+async def test_unsubscribe_commands_go_to_the_dialog(polling: Harness) -> None:
+    seen: list[str] = []
+
+    def record(inbound: Inbound) -> list[Reply]:
+        seen.append(inbound.text)
+        return [Reply.text("已退订。")]
+
+    polling.guidebot.engine.handle = record  # type: ignore[method-assign]
+    await polling.say("/unsubscribe@guidebot_test_bot")
+    await polling.say("/stop")
+    assert seen == ["/unsubscribe", "/stop"]
 
 
 async def test_staff_unanswered_when_nothing_is_unanswered(polling: Harness) -> None:

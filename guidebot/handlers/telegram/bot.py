@@ -22,6 +22,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -77,6 +78,7 @@ CHANNEL = "telegram"
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 HANDLERS_KEY = "guidebot.telegram.handlers"
+DIALOG_COMMANDS = ("unsubscribe", "stop")  # passed to the dialog as typed: it answers 退订 and its synonyms
 
 # What @BotFather hands out: the bot's numeric id, a colon, then a secret of 35 url-safe characters.
 # At least 30 secret characters, so every token accepted here is also redacted by MaskingFilter.
@@ -206,11 +208,15 @@ def install_log_masking() -> None:
 
 
 class BroadcastOutbox(Protocol):
-    """What /broadcast needs from the outbox: how many would receive it, and queuing it."""
+    """What /broadcast needs from the outbox."""
 
-    def subscriber_count(self) -> int: ...
+    def preview(self, text: str) -> tuple[str, list[str]]:
+        """The text as it will be sent and lines describing the recipients; ValueError if unusable."""
+        ...
 
-    def broadcast(self, text: str, by: str) -> int: ...
+    def send(self, text: str, by: str) -> int:
+        """Queue the broadcast for every recipient; returns how many."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -221,12 +227,56 @@ class StaffServices:
     stats: Callable[[], list[str]] | None = None
 
 
+class _OutboxBroadcast:
+    """/broadcast through `guidebot.outbox.broadcast` (dry run for the preview, then create)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def preview(self, text: str) -> tuple[str, list[str]]:
+        from guidebot.outbox.broadcast import dry_run
+
+        plan = dry_run(self.store, text)
+        return plan.text, plan.describe()
+
+    def send(self, text: str, by: str) -> int:
+        from guidebot.outbox.broadcast import create_broadcast
+
+        return create_broadcast(self.store, text, by=by).total
+
+
+def _outbox_stats(store: Any) -> Callable[[], list[str]]:
+    def stats() -> list[str]:
+        from guidebot.outbox.queue import counts_by_status
+
+        counts = counts_by_status(store)
+        lines = ["发件箱（按状态）：" + ("，".join(f"{status} {n}" for status, n in sorted(counts.items())) or "空")]
+        if find_spec("guidebot.outbox.broadcast") is None:
+            return lines
+        from guidebot.outbox.broadcast import broadcast_report
+
+        reports = broadcast_report(store, limit=3)
+        if reports:
+            lines.append("最近的群发：")
+            for report in reports:
+                done = "，".join(f"{status} {n}" for status, n in sorted(report.by_status.items()))
+                when = f"{report.created_at:%m-%d %H:%M}"
+                lines.append(f"#{report.id} {when} {report.recipients} 人：{done or report.status}")
+        return lines
+
+    return stats
+
+
 def staff_services(bot: Guidebot) -> StaffServices:
-    """The outbox's broadcast and statistics for this guidebot, when the outbox offers them."""
-    return StaffServices(
-        broadcast=getattr(bot, "broadcast", None),
-        stats=getattr(bot, "stats", None),
-    )
+    """The outbox's broadcast and statistics for this guidebot, as far as the outbox offers them."""
+    from guidebot.store.db import Store
+
+    if not isinstance(bot.store, Store):
+        return StaffServices()
+    has_broadcast = find_spec("guidebot.outbox.broadcast") is not None
+    has_queue = find_spec("guidebot.outbox.queue") is not None
+    return StaffServices(broadcast=_OutboxBroadcast(bot.store) if has_broadcast else None,
+                         stats=_outbox_stats(bot.store) if has_queue else None)
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -315,6 +365,12 @@ class TelegramHandlers:
         assert update.message is not None
         await self.dialog(update, context, update.message.text or "")
 
+    async def command_for_dialog(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/unsubscribe, /stop …: commands the dialog understands as typed words (退订)."""
+        assert update.message is not None
+        command, _, rest = (update.message.text or "").partition(" ")
+        await self.dialog(update, context, " ".join(filter(None, (command.split("@", 1)[0], rest))))
+
     async def not_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A photo, sticker, voice …: the engine answers an empty message by asking for words."""
         await self.dialog(update, context, "")
@@ -363,38 +419,47 @@ class TelegramHandlers:
         if not text:
             await self.say(context, chat.id, "用法：/broadcast 通知内容（可以多行）。发送前会先给您预览并请您确认。")
             return
-        count = await asyncio.to_thread(outbox.subscriber_count)
+        try:
+            as_sent, lines = await asyncio.to_thread(outbox.preview, text)
+        except ValueError as error:
+            await self.say(context, chat.id, f"无法群发：{error}")
+            return
         key = secrets.token_urlsafe(6)
         self.drafts[key] = _Draft(user.id, text)
         keyboard = InlineKeyboardMarkup([[
             InlineKeyboardButton("确认发送", callback_data=f"staff:bc:ok:{key}"),
             InlineKeyboardButton("取消", callback_data=f"staff:bc:no:{key}"),
         ]])
-        preview = f"群发预览（将发给 {count} 位订阅者）：\n\n{text}\n\n请确认是否发送。"
+        preview = "\n".join(["群发预览：", *lines, "", "内容：", as_sent, "", "确认后才会发送。"])
         await self.say(context, chat.id, preview, keyboard)
 
     async def broadcast_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """确认发送 / 取消 under a broadcast preview (staff only, and only the one who drafted it)."""
         query = update.callback_query
         assert query is not None
-        if not self.is_staff(update.effective_user):
+        user = update.effective_user
+        if not self.is_staff(user) or user is None:
             await _answer_query(query, "仅供工作人员使用")
             return
         parts = (query.data or "").split(":")
         action, key = (parts[2], parts[3]) if len(parts) == 4 else ("", "")
         draft = self.drafts.get(key)
-        if draft is None or update.effective_user is None or draft.user_id != update.effective_user.id:
+        if draft is None or draft.user_id != user.id:
             await _answer_query(query, "这条预览已失效，请重新发送 /broadcast")
-            await _edit(query, "（预览已失效）")
+            await _edit(query, "（预览已失效，请重新发送 /broadcast）")
             return
         del self.drafts[key]
-        if action != "ok" or self.services.broadcast is None:
+        outbox = self.services.broadcast
+        if action != "ok" or outbox is None:
             await _answer_query(query, "已取消")
-            await _edit(query, "已取消群发。")
+            await _edit(query, "已取消群发，没有发送。")
             return
-        await _answer_query(query, "正在提交")
-        queued = await asyncio.to_thread(self.services.broadcast.broadcast, draft.text,
-                                         f"telegram:{draft.user_id}")
+        await _answer_query(query, "已提交")
+        try:
+            queued = await asyncio.to_thread(outbox.send, draft.text, f"telegram:{user.id}")
+        except ValueError as error:
+            await _edit(query, f"无法群发：{error}")
+            return
         await _edit(query, f"已提交群发：{queued} 位订阅者，将按发送速率陆续送达。")
 
     async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -542,6 +607,7 @@ def add_handlers(app: Application[Any, Any, Any, Any, Any, Any], h: TelegramHand
         # citizens
         CommandHandler("start", h.start, filters=new_message),
         CommandHandler("help", h.help, filters=new_message),
+        CommandHandler(DIALOG_COMMANDS, h.command_for_dialog, filters=new_message),
         # staff (everyone else is told politely it is not for them)
         CommandHandler("broadcast", h.broadcast, filters=new_message),
         CommandHandler("stats", h.stats, filters=new_message),
