@@ -77,6 +77,7 @@ TIE_MARGIN = 0.04
 MAX_CHOICES = 5
 CANDIDATES = 40
 MAX_CONCEPT_ITEMS = 60
+EVERYDAY_WORD_FREQ = 5  # jieba dictionary frequency above which a word is taken as meant, not mistyped
 
 # Weights of the kinds of evidence in a message.
 CONCEPT_WEIGHT = 1.0
@@ -205,6 +206,7 @@ class CatalogIndex:
         self._exact_lengths = sorted({len(k) for k in self._exact}, reverse=True)
         self._synonym_index = self._build_synonym_index()
         self._say_lengths = sorted({len(say) for say in self._synonym_index}, reverse=True)
+        self._stem_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._concept_items = self._build_concept_items()
         self._pinyin_index, self._initials_index = self._build_pinyin_index()
         self._home = _home_places(catalog.center.name + catalog.center.address)
@@ -294,6 +296,15 @@ class CatalogIndex:
         if all(covered):
             return text
         syllables = [_syllable(ch) for ch in text]
+        # Characters inside an everyday word (老板, 水表, 教室) are only changed towards a long word
+        # of the catalog's own names: 教室资格认定 → 教师资格认定, but never 老板走了 → 老爸走了.
+        in_word = [False] * len(text)
+        position = 0
+        for word in self._tokenizer.cut(text, HMM=False):
+            if len(word) >= 2 and self._tokenizer.FREQ.get(word, 0) >= EVERYDAY_WORD_FREQ:
+                for i in range(position, position + len(word)):
+                    in_word[i] = True
+            position += len(word)
         replaced: list[tuple[int, int, str]] = []
         start = 0
         while start < len(text):
@@ -302,12 +313,17 @@ class CatalogIndex:
                 window = text[start : start + length]
                 if all(covered[start : start + length]) or not all(_HAN.match(ch) for ch in window):
                     continue
-                if self._tokenizer.FREQ.get(window, 0) > 0:
-                    continue  # a real word (火车 is no typo of 货车)
+                if self._tokenizer.FREQ.get(window, 0) >= EVERYDAY_WORD_FREQ:
+                    continue  # a real word (火车 is no typo of 货车); rare dictionary entries (注消) may be
                 key = tuple(syllables[start : start + length])
                 term = self._pinyin_index.get(key)
                 if term is None and length >= 3:
                     term = self._near_homophone(window, key)
+                changes_word = any(
+                    in_word[start + i] for i, (a, b) in enumerate(zip(term or "", window, strict=False)) if a != b
+                )
+                if changes_word and not (term and len(term) >= 4 and term in self._word_df):
+                    continue
                 if term and term != window and _fixes_uncovered(term, window, covered[start : start + length]):
                     found = (length, term)
                     break
@@ -360,8 +376,8 @@ class CatalogIndex:
         for begin, end, synonyms in self._find_synonyms(residual):
             say = residual[begin:end]
             for synonym in synonyms:
-                query.units.append(_Unit(alternatives=(*synonym.means, say), weight=CONCEPT_WEIGHT,
-                                         is_concept=True, text=say))
+                alternatives = (*synonym.means, *self._stems(synonym), say)
+                query.units.append(_Unit(alternatives=alternatives, weight=CONCEPT_WEIGHT, is_concept=True, text=say))
                 concept_texts.extend(synonym.means)
             residual = residual[:begin] + " " * (end - begin) + residual[end:]
         words = []
@@ -399,6 +415,22 @@ class CatalogIndex:
                 for i in range(start, end):
                     taken[i] = True
         return sorted(found, key=lambda f: f[0])
+
+    def _stems(self, synonym: Synonym) -> tuple[str, ...]:
+        """Each official phrase cut before its situation word: 个体工商户设立登记 → 个体工商户.
+
+        A table entry may name one situation (个体户 → 个体工商户设立登记); when the message asks
+        another (个体户要注销), the stem still finds the sibling, and the situation rules pick it.
+        """
+        stems = self._stem_cache.get(synonym.means)
+        if stems is None:
+            found = []
+            for phrase in synonym.means:
+                cut = min((phrase.find(m) for m in _SITUATION_MARKS if phrase.find(m) > 0), default=-1)
+                if cut >= 3 and phrase[:cut] not in synonym.means:
+                    found.append(phrase[:cut])
+            stems = self._stem_cache[synonym.means] = tuple(dict.fromkeys(found))
+        return stems
 
     def _word_weight(self, word: str) -> float:
         df = self._word_df.get(word)
@@ -496,6 +528,9 @@ class CatalogIndex:
         main_item = next(iter(mains)) if len(mains) == 1 and "" not in mains else ""
         return MatchResult(Decision.CLARIFY, query.field, tuple(tied[:MAX_CHOICES]), shown,
                            main_item=main_item, corrected=query.text)
+
+
+_SITUATION_MARKS = tuple(mark for marks, _ in SITUATIONS.values() for mark in marks)
 
 
 def asked_situations(text: str) -> frozenset[str]:
