@@ -31,6 +31,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from sqlalchemy import Connection
+
 from guidebot.outbox import queue
 from guidebot.outbox.models import MessageStatus, Priority
 from guidebot.outbox.sender import Sender, SendOutcome, SendResult
@@ -155,6 +157,7 @@ class Dispatcher:
         poll_interval: float = 1.0,
         send_timeout: float = 30.0,
         concurrency: int = 32,
+        record_batch: int = 50,
         max_attempts: int = queue.MAX_ATTEMPTS,
         worker_id: str | None = None,
         clock: Clock = now,
@@ -169,6 +172,7 @@ class Dispatcher:
         self.poll_interval = poll_interval
         self.send_timeout = send_timeout
         self.concurrency = max(1, concurrency)
+        self.record_batch = max(1, record_batch)
         self.max_attempts = max_attempts
         self.worker_id = worker_id or f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.clock = clock
@@ -179,6 +183,11 @@ class Dispatcher:
             for channel, sender in self.senders.items()
         }
         self.stats = DispatchStats()
+        # Called before every poll (e.g. catching up case notifications): plain callables.
+        self.housekeeping: list[Callable[[], object]] = []
+        self._recorder: Connection | None = None
+        self._outcomes: list[tuple[queue.Claimed, MessageStatus, dict[str, object]]] = []
+
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._takes_reference = {
@@ -201,16 +210,24 @@ class Dispatcher:
         """Dispatch until :meth:`stop` (or, with ``until_idle``, until nothing is ready to send)."""
         from guidebot.outbox.broadcast import release_due_broadcasts
 
-        while not self._stopping.is_set():
-            release_due_broadcasts(self.store, at=self.clock())
-            sent = await asyncio.gather(*(self.drain_once(channel) for channel in self.senders))
-            if sum(sent):
-                continue
-            if until_idle:
-                break
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+        try:
+            while not self._stopping.is_set():
+                release_due_broadcasts(self.store, at=self.clock())
+                for hook in self.housekeeping:
+                    hook()
+                sent = await asyncio.gather(*(self.drain_once(channel) for channel in self.senders))
+                if sum(sent):
+                    continue
+                if until_idle:
+                    break
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+        finally:
+            self.flush()
+            if self._recorder is not None:
+                self._recorder.close()
+                self._recorder = None
         return self.stats
 
     # -- one batch ---------------------------------------------------------------------------
@@ -240,25 +257,32 @@ class Dispatcher:
             while pending and not self._stopping.is_set():
                 index, wait = self._next_ready(pending, limiter)
                 if index is None:
+                    self.flush()
                     await self.sleep(wait)
                     continue
                 delay = limiter.global_delay()
                 if delay > 0:
+                    self.flush()
                     await self.sleep(delay)
                     continue
                 message = pending.pop(index)
                 limiter.take(message.recipient)
                 inflight.add(asyncio.create_task(self._send_one(sender, limiter, message)))
                 await asyncio.sleep(0)  # let the send start now, at the time the limiter counted it
+                if len(self._outcomes) >= self.record_batch:
+                    self.flush()
                 if len(inflight) >= self.concurrency:
+                    self.flush()
                     done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
                         task.result()
             if inflight:
+                self.flush()
                 for task in await asyncio.gather(*inflight, return_exceptions=True):
                     if isinstance(task, BaseException):
                         raise task
                 inflight = set()
+            self.flush()
         finally:
             # Rows never started go straight back (a graceful stop, an error, a cancellation);
             # after a hard kill they come back when their lease runs out.
@@ -291,6 +315,15 @@ class Dispatcher:
             result = SendResult(SendOutcome.RETRY, error=f"{type(error).__name__}")
         if result.outcome is SendOutcome.THROTTLED:
             limiter.pause(result.retry_after if result.retry_after is not None else 1.0)
-        status = queue.record_outcome(self.store, message, self.worker_id, result, at=self.clock(),
-                                      max_attempts=self.max_attempts)
-        self.stats.add(status)
+        self._outcomes.append(queue.outcome_record(message, self.worker_id, result, at=self.clock(),
+                                                   max_attempts=self.max_attempts))
+
+    def flush(self) -> None:
+        """Record the outcomes not yet written (before every wait, and every ``record_batch``)."""
+        batch, self._outcomes = self._outcomes, []
+        if not batch:
+            return
+        if self._recorder is None:
+            self._recorder = queue.recording_connection(self.store)
+        for status in queue.record_outcomes(self.store, batch, connection=self._recorder):
+            self.stats.add(status)

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, DateTime, SmallInteger, String, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -42,8 +42,11 @@ __all__ = [
     "claim",
     "enqueue",
     "enqueue_reply",
+    "outcome_record",
     "record_delivery_report",
     "record_outcome",
+    "record_outcomes",
+    "recording_connection",
     "release",
     "stop_recipient",
     "stopped_recipients",
@@ -237,6 +240,7 @@ def record_outcome(
     *,
     at: dt.datetime | None = None,
     max_attempts: int = MAX_ATTEMPTS,
+    connection: Connection | None = None,
 ) -> MessageStatus:
     """Turn one send's outcome into the row's status — the only place this mapping lives.
 
@@ -251,43 +255,102 @@ def record_outcome(
     ============  ==============================================================
     """
     at = at or now()
+    status, params = _outcome_params(message, worker, result, at, max_attempts)
+    [status] = record_outcomes(store, [(message, status, params)], connection=connection)
+    return status
+
+
+def _outcome_params(message: Claimed, worker: str, result: SendResult, at: dt.datetime,
+                    max_attempts: int) -> tuple[MessageStatus, dict[str, Any]]:
     error = (result.error or "")[:_ERROR_LIMIT] or None
-    values: dict[str, Any] = {"updated_at": at, "claimed_by": None, "lease_until": None, "error": error}
+    params: dict[str, Any] = {"row_id": message.id, "worker": worker, "at": at, "error": error, "sent_at": None,
+                              "provider_id": None, "not_before": None, "attempts": None}
     outcome = result.outcome
     if outcome in (SendOutcome.SENT, SendOutcome.DELIVERED):
         status = MessageStatus.SENT if outcome is SendOutcome.SENT else MessageStatus.DELIVERED
-        values.update(sent_at=at, provider_id=result.provider_id or None)
+        params.update(sent_at=at, provider_id=result.provider_id or None)
     elif outcome is SendOutcome.THROTTLED:
         status = MessageStatus.QUEUED
         wait = result.retry_after if result.retry_after is not None else backoff_seconds(1)
-        values.update(not_before=at + dt.timedelta(seconds=max(0.0, wait)), attempts=max(0, message.attempts - 1))
+        params.update(not_before=at + dt.timedelta(seconds=max(0.0, wait)), attempts=max(0, message.attempts - 1))
     elif outcome is SendOutcome.RETRY:
         if message.attempts >= max_attempts:
             status = MessageStatus.FAILED
-            values["error"] = f"gave up after {message.attempts} attempts: {error or 'retry'}"[:_ERROR_LIMIT]
+            params["error"] = f"gave up after {message.attempts} attempts: {error or 'retry'}"[:_ERROR_LIMIT]
         else:
             status = MessageStatus.QUEUED
             wait = max(backoff_seconds(message.attempts), result.retry_after or 0.0)
-            values["not_before"] = at + dt.timedelta(seconds=wait)
+            params["not_before"] = at + dt.timedelta(seconds=wait)
     elif outcome is SendOutcome.STOPPED:
         status = MessageStatus.STOPPED
     else:
         status = MessageStatus.FAILED
-    values["status"] = status.value
-    with store.session() as session:
-        updated = session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message.id, OutboxMessage.claimed_by == worker,
-                   OutboxMessage.status == MessageStatus.SENDING.value)
-            .values(**values)
-        ).rowcount
-        if not updated:
-            # Our lease ran out and another dispatcher took the row: its record wins.
-            log.warning("outbox: row %s was no longer leased to %s; outcome %s not recorded",
-                        message.id, worker, outcome.value)
-        if status is MessageStatus.STOPPED:
-            _stop(session, message.channel, message.recipient, error or "stopped", at)
-    return status
+    params["status"] = status.value
+    return status, params
+
+
+def outcome_record(message: Claimed, worker: str, result: SendResult, *, at: dt.datetime | None = None,
+                   max_attempts: int = MAX_ATTEMPTS) -> tuple[Claimed, MessageStatus, dict[str, Any]]:
+    """The row update for one outcome, for :func:`record_outcomes` (the mapping of record_outcome)."""
+    status, params = _outcome_params(message, worker, result, at or now(), max_attempts)
+    return message, status, params
+
+
+def record_outcomes(store: Store, records: Sequence[tuple[Claimed, MessageStatus, dict[str, Any]]],
+                    connection: Connection | None = None) -> list[MessageStatus]:
+    """Write several outcomes in one transaction (the dispatcher records the outcomes that
+    completed in one event-loop turn together; nothing waits for a batch to fill)."""
+    if not records:
+        return []
+    params = [p for _, _, p in records]
+    if connection is not None:
+        with connection.begin():
+            updated = connection.execute(_RECORD, params).rowcount
+    else:
+        with store.engine.begin() as own:
+            updated = own.execute(_RECORD, params).rowcount
+    if updated is not None and 0 <= updated < len(params):
+        # A lease ran out and another dispatcher took the row: its record wins.
+        log.warning("outbox: %d of %d outcomes not recorded: rows no longer leased to this dispatcher",
+                    len(params) - updated, len(params))
+    stopped = [(m, p) for m, status, p in records if status is MessageStatus.STOPPED]
+    if stopped:
+        with store.session() as session:
+            for message, p in stopped:
+                _stop(session, message.channel, message.recipient, p["error"] or "stopped", p["at"])
+    return [status for _, status, _ in records]
+
+
+def recording_connection(store: Store) -> Connection:
+    """The dispatcher's connection for recording outcomes.  On PostgreSQL its commits do not wait
+    for the WAL flush: a dispatcher
+    killed after the statement loses nothing (the server has it); only a crash of the database
+    server itself may forget the last fraction of a second of outcomes, whose messages are then
+    sent again — the same window as a send in flight."""
+    connection = store.engine.connect()
+    if store.dialect == "postgresql":
+        connection.exec_driver_sql("SET synchronous_commit TO OFF")
+        connection.commit()
+    return connection
+
+
+# One prepared statement for every outcome (compiled once, cached): the hot path of dispatching.
+_RECORD = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id == bindparam("row_id"), OutboxMessage.claimed_by == bindparam("worker"),
+           OutboxMessage.status == MessageStatus.SENDING.value)
+    .values(
+        status=bindparam("status"),
+        updated_at=bindparam("at"),
+        claimed_by=None,
+        lease_until=None,
+        error=bindparam("error"),
+        sent_at=func.coalesce(bindparam("sent_at", type_=DateTime()), OutboxMessage.sent_at),
+        provider_id=func.coalesce(bindparam("provider_id", type_=String()), OutboxMessage.provider_id),
+        not_before=func.coalesce(bindparam("not_before", type_=DateTime()), OutboxMessage.not_before),
+        attempts=func.coalesce(bindparam("attempts", type_=SmallInteger()), OutboxMessage.attempts),
+    )
+)
 
 
 def _stop(session: Session, channel: str, recipient: str, reason: str, at: dt.datetime) -> None:
