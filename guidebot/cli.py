@@ -16,6 +16,7 @@ from guidebot.settings import Settings, SettingsError
 # commands beside its code, and this list is the one place that shows them all.
 COMMAND_MODULES: tuple[str, ...] = (
     "guidebot.cases.cli",
+    "guidebot.outbox.cli",
     "guidebot.handlers.telegram.cli",
     "guidebot.handlers.sms.cli",
 )
