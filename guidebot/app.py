@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from guidebot.dialog.engine import DialogEngine, MemoryStore, StateStore
 from guidebot.knowledge.catalog import Catalog
@@ -60,14 +62,17 @@ def build(settings: Settings | None = None, *, persistent: bool = True) -> Guide
     index = CatalogIndex(catalog)
     store: StateStore
     sub_dialogs = []
+    on_answer = None
     if persistent:
         from guidebot.store.db import open_store
 
         store = open_store(settings.database_url)
         sub_dialogs = _case_dialogs(store, catalog)
+        outbox_dialogs, on_answer = _outbox_dialogs(store, index)
+        sub_dialogs += outbox_dialogs
     else:
         store = MemoryStore()
-    engine = DialogEngine(index, store, sub_dialogs=sub_dialogs)
+    engine = DialogEngine(index, store, sub_dialogs=sub_dialogs, on_answer=on_answer)
     return Guidebot(settings, catalog, index, engine, store)
 
 
@@ -78,3 +83,14 @@ def _case_dialogs(store: object, catalog: Catalog) -> list:
     except ImportError:
         return []
     return [CaseFlow.build(store, catalog)]
+
+
+def _outbox_dialogs(store: Any, index: CatalogIndex) -> tuple[list, Callable | None]:
+    """Subscriptions (订阅 / 退订) and 好差评 ratings; "这个回答有帮助吗？" after each answer only with
+    GUIDEBOT_RATING_PROMPT=on (it adds a message to every answer; ratings at case completion always)."""
+    from guidebot.outbox.ratings import RatingFlow
+    from guidebot.outbox.subscriptions import SubscriptionFlow, item_finder
+
+    ratings = RatingFlow(store)
+    ask = os.environ.get("GUIDEBOT_RATING_PROMPT", "off").strip().lower() in ("1", "on", "true", "yes")
+    return [SubscriptionFlow(store, index.catalog, item_finder(index)), ratings], ratings.on_answer if ask else None

@@ -91,6 +91,13 @@ def register(
     status_parser.set_defaults(func=cmd_cases_set_status, **hooks)
 
 
+def _notify(store: Any, changes: list[Any], item_name: ItemName) -> int:
+    """Queue progress notices for the subscribers of changed cases (idempotent; see outbox.notify)."""
+    from guidebot.outbox.notify import notify_status_changes
+
+    return notify_status_changes(store, changes, item_name)
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Bring the database schema up to date."""
     url = args.database_url or default_database_url()
@@ -107,6 +114,7 @@ def cmd_cases_import(args: argparse.Namespace) -> int:
     store = open_store(args.database_url)
     try:
         result = import_cases(store, args.file)
+        notified = _notify(store, result.changes, args.item_name) if result.ok else 0
     finally:
         store.close()
     if result.errors:
@@ -122,6 +130,8 @@ def cmd_cases_import(args: argparse.Namespace) -> int:
     )
     if result.ignored_columns:
         print("  未使用的列：" + "、".join(result.ignored_columns))
+    if notified:
+        print(f"  已为订阅者排队进度通知 {notified} 条")
     return 0
 
 
@@ -161,6 +171,7 @@ def cmd_cases_set_status(args: argparse.Namespace) -> int:
     store = open_store(args.database_url)
     try:
         change = set_status(store, args.number, args.status, args.note, by)
+        _notify(store, [change], args.item_name)
     except (CaseNotFound, UnknownStatus) as error:
         print(error)
         return 1

@@ -83,4 +83,8 @@ class CaseFlow:
         lines = render_outcome(outcome)
         if isinstance(outcome, Found | RateLimited):
             state.flow.pop("case", None)
+        if isinstance(outcome, Found) and not outcome.view.status.is_final:
+            from guidebot.outbox.subscriptions import offer_case_subscription
+
+            lines.append(offer_case_subscription(state, outcome.view.case_no))
         return [Reply.text(*lines)]
