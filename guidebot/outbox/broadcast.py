@@ -174,8 +174,8 @@ def _materialize(session: Session, broadcast: Broadcast, at: dt.datetime) -> int
     columns = ["channel", "recipient", "text", "priority", "kind", "dedupe_key", "broadcast_id", "status",
                "attempts", "not_before", "created_at", "updated_at"]
     insert = _insert(_dialect(session), OutboxMessage).from_select(columns, rows)
-    result = session.execute(insert.on_conflict_do_nothing(index_elements=["dedupe_key"]))
-    return max(0, result.rowcount or 0)
+    added = session.execute(insert.on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(OutboxMessage.id))
+    return len(added.all())
 
 
 def create_broadcast(store: Store, text: str, department: str | None = None, item: str | None = None,
