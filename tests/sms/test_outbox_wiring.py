@@ -42,7 +42,7 @@ def test_the_stop_list_is_the_outboxs(store: Store) -> None:  # noqa: F811
     assert _status(store, queued)[0] == MessageStatus.STOPPED.value  # what was queued does not go
     with store.session() as session:
         assert queue.enqueue(session, [NewMessage("sms", PHONE, "再通知", Priority.BULK, "broadcast")]) == 0
-    assert not stops.resume(PHONE, unless="optout")
+    assert not stops.resume(PHONE, keep_opt_out=True)
     assert stops.resume(PHONE) and stops.reason(PHONE) is None
 
 

@@ -48,6 +48,10 @@ def test_gsm7_alphabet() -> None:
     pytest.param("第一行\n\n\n第二行  \r\n第三行", "第一行\n第二行\n第三行", id="blank-lines"),
     pytest.param("a\x00b\u200bc", "abc", id="control-and-zero-width"),
     pytest.param("## 标题\n正文", "标题\n正文", id="heading"),
+    pytest.param("申请人：张*，电话 138****5678，证件 110***********1234",
+                 "申请人：张*，电话 138****5678，证件 110***********1234", id="masked-values-keep-their-stars"),
+    pytest.param("**材料**：**身份证**、户口簿", "材料：身份证、户口簿", id="two-bold-words"),
+    pytest.param("`代码` __下划__", "代码 下划", id="code-and-underline"),
 ])
 def test_sanitize_gives_plain_text(raw: str, plain: str) -> None:
     assert sanitize(raw) == plain

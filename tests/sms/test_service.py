@@ -127,6 +127,13 @@ def test_a_number_stopped_as_invalid_is_taken_back_when_it_writes(sms: SmsConver
     assert StopList(store).reason(PHONE) is None
 
 
+def test_an_opt_out_recorded_by_the_outbox_survives_the_citizens_next_question(sms: SmsConversations,
+                                                                              store: MemoryStore) -> None:
+    StopList(store).stop(PHONE, "number stopped (optout)")  # a send refused after TD, as the outbox records it
+    say(sms, "结婚登记收费吗")
+    assert StopList(store).reason(PHONE) == "number stopped (optout)"
+
+
 def test_an_opted_out_citizen_can_still_ask(sms: SmsConversations, store: MemoryStore) -> None:
     say(sms, "TD")
     assert "不收费" in say(sms, "结婚登记收费吗")

@@ -89,7 +89,9 @@ def capacity(max_segments: int, gsm: bool) -> int:
 _MARKDOWN_LINK = re.compile(r"\[([^\]\n]{1,80})\]\((https?://[^)\s]+)\)")
 _HTML_BREAK = re.compile(r"<\s*(br|/p|p)\s*/?\s*>", re.IGNORECASE)
 _HTML_TAG = re.compile(r"</?\s*(b|i|u|em|strong|code|pre|a|span|p|s)(\s[^<>]*)?>", re.IGNORECASE)
-_EMPHASIS = re.compile(r"(\*\*|__|~~|`+)")
+# Markup around words only: masked numbers (138****5678, 张*) keep their stars.
+_EMPHASIS = re.compile(r"(?<![*\w])\*\*(?=[^*\s])([^*\n]+?)(?<=[^*\s])\*\*(?![*\w])"
+                       r"|(?<!\w)__(?=\S)([^_\n]+?)(?<=\S)__(?!\w)|`+([^`\n]+)`+")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
 _SPACES = re.compile(r"[ \u3000\u00a0]{2,}")
 
@@ -100,7 +102,7 @@ def sanitize(text: str) -> str:
     text = _MARKDOWN_LINK.sub(r"\1：\2", text)
     text = _HTML_BREAK.sub("\n", text)
     text = _HTML_TAG.sub("", text)
-    text = _EMPHASIS.sub("", text)
+    text = _EMPHASIS.sub(lambda m: next(group for group in m.groups() if group is not None), text)
     text = _HEADING.sub("", text)
     kept = []
     for c in text:

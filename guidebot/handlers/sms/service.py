@@ -157,10 +157,10 @@ class StopList:
             self.store.save_state(STOP_SLOT, number, {"reason": reason, "at": at})
         log.info("sms: %s stopped (%s)", masked(number), mask_text(reason))
 
-    def resume(self, number: str, *, unless: str | None = None) -> bool:
-        """Lift the stop (but not one for reason ``unless``); True when there was one to lift."""
+    def resume(self, number: str, *, keep_opt_out: bool = False) -> bool:
+        """Lift the stop (but not an opt-out, with ``keep_opt_out``); True when there was one to lift."""
         current = self.reason(number)
-        if current is None or (unless is not None and current == unless):
+        if current is None or (keep_opt_out and is_opt_out(current)):
             return False
         if self.in_outbox:
             from guidebot.outbox.queue import resume_recipient
@@ -170,6 +170,12 @@ class StopList:
             self.store.save_state(STOP_SLOT, number, {})
         log.info("sms: %s resumed (was %s)", masked(number), mask_text(current))
         return True
+
+
+def is_opt_out(reason: str | None) -> bool:
+    """Whether a stop is the citizen's own opt-out (kept until they subscribe again), not a
+    delivery problem (lifted as soon as the number writes to us)."""
+    return reason is not None and "optout" in reason
 
 
 def _subscription_flow(engine: object) -> bool:
@@ -260,13 +266,13 @@ class SmsConversations:
             if self.on_opt_out is not None:
                 self.on_opt_out(sender)
             return (render_replies(replies) or OPTED_OUT_TEXT), []
-        if word in RESUME_WORDS and not self.engine_subscriptions and self.stops.reason(sender) == "optout":
+        if word in RESUME_WORDS and not self.engine_subscriptions and is_opt_out(self.stops.reason(sender)):
             self.stops.resume(sender)
             if self.on_resume is not None:
                 self.on_resume(sender)
             return RESUMED_TEXT, []
         # The number just wrote to us, so the operator's "invalid number" no longer holds.
-        self.stops.resume(sender, unless="optout")
+        self.stops.resume(sender, keep_opt_out=True)
         replies = self.engine.handle(inbound)
         body = render_replies(replies) or sanitize("您好，请说说您要办的事，例如“办身份证要带什么”。")
         pages = paginate(body, self.max_segments)
