@@ -7,6 +7,7 @@ No request leaves 127.0.0.1: proxies are removed from the environment and NO_PRO
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,17 +120,23 @@ class Harness:
         return await self._new_messages(chat_id, before)
 
 
-@pytest_asyncio.fixture
-async def polling(fake_api: FakeBotAPI, guidebot: Guidebot) -> AsyncIterator[Harness]:
+@contextlib.asynccontextmanager
+async def running(fake: FakeBotAPI, bot: Guidebot) -> AsyncIterator[Harness]:
     """guidebot's PTB application long-polling the fake API (the `guidebot telegram` path)."""
-    app = build_application(guidebot)
+    app = build_application(bot)
     async with app:
         assert app.updater is not None
         await app.updater.start_polling(timeout=1, poll_interval=0, allowed_updates=ALLOWED_UPDATES)
         await app.start()
-        yield Harness(fake_api, app, guidebot)
+        yield Harness(fake, app, bot)
         await app.updater.stop()
         await app.stop()
+
+
+@pytest_asyncio.fixture
+async def polling(fake_api: FakeBotAPI, guidebot: Guidebot) -> AsyncIterator[Harness]:
+    async with running(fake_api, guidebot) as harness:
+        yield harness
 
 
 def buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
@@ -149,3 +156,14 @@ def choice_for(messages: list[dict[str, Any]], label: str) -> tuple[dict[str, An
 
 def text_of(messages: list[dict[str, Any]]) -> str:
     return "\n".join(message["text"] for message in messages)
+
+
+def most_in_any_second(times: list[float]) -> int:
+    """The largest number of events inside any closed one-second interval."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] > 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best

@@ -78,6 +78,7 @@ CHANNEL = "telegram"
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 HANDLERS_KEY = "guidebot.telegram.handlers"
+MAX_DRAFTS = 50
 DIALOG_COMMANDS = ("unsubscribe", "stop")  # passed to the dialog as typed: it answers 退订 and its synonyms
 
 # What @BotFather hands out: the bot's numeric id, a colon, then a secret of 35 url-safe characters.
@@ -93,7 +94,7 @@ NOT_AVAILABLE = "{what}功能尚未开通（需要消息发件箱模块），请
 STAFF_HELP = (
     "工作人员命令：\n"
     "/broadcast 内容 — 群发通知（先预览，确认后发送）\n"
-    "/stats — 使用统计\n"
+    "/stats [天数] — 使用统计（默认近 7 天）\n"
     "/unanswered [条数] — 最常见的未能回答的问题\n"
     "/case 办件编号 — 查看办件及办理记录"
 )
@@ -121,7 +122,7 @@ def validate_token(token: str) -> str:
     return token
 
 
-def _normalize_base_url(base_url: str) -> str:
+def normalize_base_url(base_url: str) -> str:
     base_url = (base_url or DEFAULT_BASE_URL).strip()
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -173,7 +174,7 @@ class TelegramConfig:
             secret = hmac.new(token.encode(), b"guidebot telegram webhook", hashlib.sha256).hexdigest()
         return cls(
             token=token,
-            base_url=_normalize_base_url(settings.telegram_base_url),
+            base_url=normalize_base_url(settings.telegram_base_url),
             staff_ids=frozenset(settings.staff_telegram_ids),
             webhook_url=webhook_url,
             webhook_secret=secret,
@@ -224,7 +225,7 @@ class StaffServices:
     """Staff functions that live outside this adapter; None where not available (yet)."""
 
     broadcast: BroadcastOutbox | None = None
-    stats: Callable[[], list[str]] | None = None
+    stats: Callable[[int], list[str]] | None = None  # the last N days, as text lines
 
 
 class _OutboxBroadcast:
@@ -232,36 +233,41 @@ class _OutboxBroadcast:
 
     def __init__(self, store: Any) -> None:
         self.store = store
+        self.sms_signature = os.environ.get("GUIDEBOT_SMS_SIGNATURE", "").strip()
 
     def preview(self, text: str) -> tuple[str, list[str]]:
         from guidebot.outbox.broadcast import dry_run
 
-        plan = dry_run(self.store, text)
+        plan = dry_run(self.store, text, sms_signature=self.sms_signature)
         return plan.text, plan.describe()
 
     def send(self, text: str, by: str) -> int:
         from guidebot.outbox.broadcast import create_broadcast
 
-        return create_broadcast(self.store, text, by=by).total
+        return create_broadcast(self.store, text, by=by, sms_signature=self.sms_signature).total
 
 
-def _outbox_stats(store: Any) -> Callable[[], list[str]]:
-    def stats() -> list[str]:
+def _outbox_stats(bot: Guidebot) -> Callable[[int], list[str]]:
+    """/stats through `guidebot.outbox.stats` plus the outbox's counts by status."""
+    catalog = bot.catalog
+
+    def item_name(code: str) -> str | None:
+        item = catalog.get(code)
+        return item.name if item else None
+
+    def promised_days(code: str) -> int | None:
+        item = catalog.get(code)
+        return item.promised_limit_days if item else None
+
+    def stats(days: int) -> list[str]:
         from guidebot.outbox.queue import counts_by_status
+        from guidebot.outbox.stats import collect_stats, render_stats
+        from guidebot.store.db import now
 
-        counts = counts_by_status(store)
-        lines = ["发件箱（按状态）：" + ("，".join(f"{status} {n}" for status, n in sorted(counts.items())) or "空")]
-        if find_spec("guidebot.outbox.broadcast") is None:
-            return lines
-        from guidebot.outbox.broadcast import broadcast_report
-
-        reports = broadcast_report(store, limit=3)
-        if reports:
-            lines.append("最近的群发：")
-            for report in reports:
-                done = "，".join(f"{status} {n}" for status, n in sorted(report.by_status.items()))
-                when = f"{report.created_at:%m-%d %H:%M}"
-                lines.append(f"#{report.id} {when} {report.recipients} 人：{done or report.status}")
+        since = dt.datetime.combine(now().date() - dt.timedelta(days=days - 1), dt.time())
+        lines = render_stats(collect_stats(bot.store, since, promised_days, top=5), item_name)  # type: ignore[arg-type]
+        counts = counts_by_status(bot.store)  # type: ignore[arg-type]
+        lines.append("发件箱：" + ("，".join(f"{status} {n}" for status, n in sorted(counts.items())) or "空"))
         return lines
 
     return stats
@@ -274,9 +280,9 @@ def staff_services(bot: Guidebot) -> StaffServices:
     if not isinstance(bot.store, Store):
         return StaffServices()
     has_broadcast = find_spec("guidebot.outbox.broadcast") is not None
-    has_queue = find_spec("guidebot.outbox.queue") is not None
+    has_stats = find_spec("guidebot.outbox.stats") is not None
     return StaffServices(broadcast=_OutboxBroadcast(bot.store) if has_broadcast else None,
-                         stats=_outbox_stats(bot.store) if has_queue else None)
+                         stats=_outbox_stats(bot) if has_stats else None)
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -425,6 +431,8 @@ class TelegramHandlers:
             await self.say(context, chat.id, f"无法群发：{error}")
             return
         key = secrets.token_urlsafe(6)
+        while len(self.drafts) >= MAX_DRAFTS:  # unconfirmed previews are kept in memory only; drop the oldest
+            self.drafts.pop(next(iter(self.drafts)))
         self.drafts[key] = _Draft(user.id, text)
         keyboard = InlineKeyboardMarkup([[
             InlineKeyboardButton("确认发送", callback_data=f"staff:bc:ok:{key}"),
@@ -460,18 +468,21 @@ class TelegramHandlers:
         except ValueError as error:
             await _edit(query, f"无法群发：{error}")
             return
-        await _edit(query, f"已提交群发：{queued} 位订阅者，将按发送速率陆续送达。")
+        await _edit(query, f"已提交群发：{queued} 位订阅者，将按发送速率陆续送达（免打扰时段 21:00–08:00 内顺延）。")
 
     async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/stats: usage figures from the outbox and the query log."""
+        """/stats [DAYS]: questions, unanswered questions, ratings, on-time rate, outbox (default 7 days)."""
         if not await self._staff_only(update, context):
             return
-        assert update.effective_chat is not None
+        chat, message = update.effective_chat, update.message
+        assert chat is not None and message is not None
         if self.services.stats is None:
-            await self.say(context, update.effective_chat.id, NOT_AVAILABLE.format(what="统计"))
+            await self.say(context, chat.id, NOT_AVAILABLE.format(what="统计"))
             return
-        lines = await asyncio.to_thread(self.services.stats)
-        await self.say(context, update.effective_chat.id, "\n".join(lines))
+        argument = _command_argument(message)
+        days = min(int(argument), 366) if argument.isdigit() and int(argument) > 0 else 7
+        lines = await asyncio.to_thread(self.services.stats, days)
+        await self.say(context, chat.id, "\n".join(lines))
 
     async def unanswered(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/unanswered [N]: the questions asked most often that guidebot could not answer."""

@@ -52,7 +52,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from guidebot.handlers.telegram.bot import DEFAULT_BASE_URL, TelegramConfig
+from guidebot.handlers.telegram.bot import DEFAULT_BASE_URL, TelegramConfig, normalize_base_url
 from guidebot.handlers.telegram.render import MAX_MESSAGE_LENGTH, split_lines
 from guidebot.outbox.sender import SendOutcome, SendResult
 from guidebot.privacy import mask_text
@@ -124,7 +124,7 @@ class TelegramSender:
         self._clock = clock
         request = HTTPXRequest(connection_pool_size=self._capacity + 2, read_timeout=timeout, write_timeout=timeout,
                                connect_timeout=timeout, pool_timeout=timeout)
-        self._bot = Bot(token, base_url=base_url, request=request)
+        self._bot = Bot(token, base_url=normalize_base_url(base_url), request=request)
         self._started = False
         self._start_lock = asyncio.Lock()
         self._slot_lock = asyncio.Lock()
