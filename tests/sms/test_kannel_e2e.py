@@ -19,22 +19,21 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from guidebot.app import Guidebot
+from guidebot.app import Guidebot, _case_dialogs, _outbox_dialogs
 from guidebot.cases.importer import import_cases
-from guidebot.dialog.case_flow import CaseFlow
 from guidebot.dialog.engine import DialogEngine, MemoryStore
 from guidebot.dialog.replies import Inbound
 from guidebot.handlers.sms import routes as sms_routes
 from guidebot.handlers.sms.kannel import DLR_PATH, INBOUND_PATH, KannelSender
 from guidebot.handlers.sms.render import UCS2_PART, UCS2_SINGLE, count_segments, paginate, render_replies
-from guidebot.handlers.sms.service import OPTED_OUT_TEXT, DeliveryReport, ReportSink, StopList
+from guidebot.handlers.sms.service import DeliveryReport, ReportSink, StopList
 from guidebot.handlers.sms.settings import SmsSettings
 from guidebot.knowledge.matching import CatalogIndex
-from guidebot.outbox import queue
+from guidebot.outbox.broadcast import OPT_OUT_FOOTER, BroadcastPlan, create_broadcast
 from guidebot.outbox.dispatcher import Dispatcher
-from guidebot.outbox.models import OutboxMessage, Priority
-from guidebot.outbox.queue import NewMessage
+from guidebot.outbox.models import OutboxMessage
 from guidebot.outbox.sender import SendOutcome, SendResult
+from guidebot.outbox.subscriptions import subscribe_notices
 from guidebot.settings import Settings
 from guidebot.store.db import Store, open_store
 from guidebot.web import build_web_app
@@ -86,13 +85,12 @@ class Stack:
     def sender(self, **changes: object) -> KannelSender:
         return KannelSender(replace(self.settings, **changes), stops=StopList(self.store))  # type: ignore[arg-type]
 
-    def dispatch(self, rows: list[NewMessage], **changes: object) -> dict[int, str]:
-        """Enqueue ``rows`` as the outbox does and drain them through KannelSender with the outbox's
-        dispatcher; returns {row id: status} once every row has left the queue."""
+    def broadcast_through_outbox(self, text: str, **changes: object) -> tuple[BroadcastPlan, dict[int, str]]:
+        """A staff broadcast to the notice subscribers (the outbox's create_broadcast), drained through
+        KannelSender by the outbox's dispatcher; returns the plan and {row id: status}."""
+        plan = create_broadcast(self.store, text, sms_signature=self.settings.signature)
         with self.store.session() as session:
-            before = set(session.scalars(select(OutboxMessage.id)))
-            queue.enqueue(session, rows)
-            ids = set(session.scalars(select(OutboxMessage.id))) - before
+            ids = set(session.scalars(select(OutboxMessage.id).where(OutboxMessage.broadcast_id == plan.broadcast_id)))
 
         async def run() -> None:
             async with self.sender(**changes) as sender:
@@ -101,7 +99,7 @@ class Stack:
                     pass
 
         asyncio.run(run())
-        return self.statuses(ids)
+        return plan, self.statuses(ids)
 
     def statuses(self, ids: set[int]) -> dict[int, str]:
         with self.store.session() as session:
@@ -124,7 +122,9 @@ def _stack(tmp: Path, index: CatalogIndex, *, post: bool) -> Iterator[Stack]:
     store = open_store(f"sqlite:///{tmp / 'guidebot.sqlite3'}")
     imported = import_cases(store, write_case_csv(tmp / "cases.csv", [new_case_row(CASE)]))
     assert imported.ok, imported
-    engine = DialogEngine(index, store, sub_dialogs=[CaseFlow.build(store, index.catalog)])
+    # The sub-dialogs guidebot.app.build() wires: case lookup, subscriptions (订阅/退订), ratings.
+    outbox_dialogs, _rating_prompt = _outbox_dialogs(store, index)
+    engine = DialogEngine(index, store, sub_dialogs=_case_dialogs(store, index.catalog) + outbox_dialogs)
     bot = Guidebot(Settings.load(environ={"GUIDEBOT_DATA_DIR": str(tmp)}), index.catalog, index, engine, store)
     reports = Reports(sms_routes.default_report_sink(bot))
     assert StopList(store).in_outbox  # the database has the outbox: reports and stops go there
@@ -224,17 +224,19 @@ def test_case_lookup_with_its_second_factor(stack: Stack) -> None:
 
 def test_td_is_confirmed_and_stops_the_next_broadcast(stack: Stack) -> None:
     quitter, stayer = "13800138005", "13800138006"
+    for phone in (quitter, stayer):
+        assert "已订阅" in stack.kannel.ask(phone, "订阅通知").text
     confirmation = stack.kannel.ask(quitter, "TD")
-    assert confirmation.text == OPTED_OUT_TEXT
+    assert "退订" in confirmation.text  # the subscription dialog's confirmation, with how many ended
     assert StopList(stack.store).reason("+8613800138005") == "optout"
     stack.kannel.listen()
     before = len(stack.kannel.messages(quitter))
     # The next broadcast, through the outbox: the quitter gets no row, the other number its message.
-    statuses = stack.dispatch([NewMessage("sms", f"+86{n}", NOTICE, Priority.BULK, "broadcast")
-                               for n in (quitter, stayer)])
-    assert set(statuses.values()) <= {"sent", "delivered"} and len(statuses) == 1  # no row for the quitter
+    plan, statuses = stack.broadcast_through_outbox(NOTICE)
+    assert plan.recipients.get("sms") == 1
+    assert len(statuses) == 1 and set(statuses.values()) <= {"sent", "delivered"}
     received = stack.kannel.wait_messages(stayer, 1)
-    assert received[-1].text == "【区政务服务中心】" + NOTICE
+    assert received[-1].text == "【区政务服务中心】" + NOTICE + OPT_OUT_FOOTER
     # KannelSender refuses the number on its own too (a message queued before the TD).
     results = stack.broadcast([quitter], NOTICE, batch="td")
     assert results[0].outcome is SendOutcome.STOPPED and "optout" in results[0].error
@@ -247,16 +249,18 @@ def test_td_is_confirmed_and_stops_the_next_broadcast(stack: Stack) -> None:
 
 def test_broadcast_to_100_subscribers_arrives_intact_each_once_and_reports_update_the_rows(stack: Stack) -> None:
     numbers = [f"1390000{i:04d}" for i in range(100)]
+    for number in numbers:
+        subscribe_notices(stack.store, "sms", f"+86{number}")
     stack.kannel.listen()
     started = time.monotonic()
-    statuses = stack.dispatch([NewMessage("sms", f"+86{n}", NOTICE, Priority.BULK, "broadcast") for n in numbers])
-    assert len(statuses) == 100 and set(statuses.values()) <= {"sent", "delivered"}
+    plan, statuses = stack.broadcast_through_outbox(NOTICE)
+    assert plan.recipients["sms"] == len(statuses) >= 100 and set(statuses.values()) <= {"sent", "delivered"}
     wait_until(lambda: len([m for m in stack.kannel.messages() if m.receiver in set(numbers)]) >= 100, 30,
                "100 broadcast messages at fakesmsc")
     elapsed = time.monotonic() - started
     received = [m for m in stack.kannel.messages() if m.receiver in set(numbers)]
     assert sorted(m.receiver for m in received) == sorted(numbers)  # each number once
-    expected = "【区政务服务中心】" + NOTICE
+    expected = "【区政务服务中心】" + NOTICE + OPT_OUT_FOOTER
     assert all(m.text == expected for m in received)  # intact, every one
     segments = count_segments(expected)
     assert segments.parts == 2 and all(len(m.parts) == 2 for m in received)
@@ -264,7 +268,7 @@ def test_broadcast_to_100_subscribers_arrives_intact_each_once_and_reports_updat
     ids = set(statuses)
     wait_until(lambda: set(stack.statuses(ids).values()) == {"delivered"}, 30, "100 rows delivered")
     reports = stack.reports.by_id()
-    assert {reports[str(i)][-1].recipient for i in ids} == {f"+86{n}" for n in numbers}
+    assert {f"+86{n}" for n in numbers} <= {reports[str(i)][-1].recipient for i in ids}
     assert all(reports[str(i)][-1].outcome is SendOutcome.DELIVERED for i in ids)
     assert elapsed < 30
 

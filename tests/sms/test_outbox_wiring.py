@@ -79,3 +79,19 @@ def test_a_failed_report_records_the_error(store: Store) -> None:  # noqa: F811
 def test_a_report_for_an_unknown_row_says_so(store: Store) -> None:  # noqa: F811
     assert not asyncio.run(outbox_report_sink(store)(DeliveryReport("999999", SendOutcome.DELIVERED, PHONE)))
     assert asyncio.run(outbox_report_sink(store)(DeliveryReport("999999", SendOutcome.SENT, PHONE)))
+
+
+def test_with_the_subscription_dialog_td_is_answered_by_it_and_still_stops_the_number(
+        store: Store, small_index: CatalogIndex) -> None:  # noqa: F811
+    from guidebot.outbox.subscriptions import SubscriptionFlow, active_subscriptions
+
+    engine = DialogEngine(small_index, store, sub_dialogs=[SubscriptionFlow(store, small_index.catalog)])
+    sms = SmsConversations(engine, store)
+    assert sms.engine_subscriptions
+    assert "已订阅" in (sms.answer(PHONE, "订阅通知").text or "")
+    reply = sms.answer(PHONE, "TD").text or ""
+    assert "已为您退订全部通知（共 1 项）" in reply
+    assert active_subscriptions(store, "sms", PHONE) == []
+    assert StopList(store).reason(PHONE) == "optout"
+    assert "已订阅" in (sms.answer(PHONE, "订阅通知").text or "")  # subscribing again lifts the stop
+    assert StopList(store).reason(PHONE) is None
