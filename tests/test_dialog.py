@@ -48,7 +48,8 @@ def test_clarify_between_items_then_choose_by_number(bundled_chat: Conversation)
     reply = bundled_chat.say("残疾人补贴要什么条件")
     assert "请问您要办的是哪一个" in reply
     assert "重度残疾人护理补贴" in reply and "困难残疾人生活补贴" in reply
-    first = "重度残疾人护理补贴" if reply.index("重度残疾人护理补贴") < reply.index("困难残疾人生活补贴") else "困难残疾人生活补贴"
+    severe, poor = "重度残疾人护理补贴", "困难残疾人生活补贴"
+    first = severe if reply.index(severe) < reply.index(poor) else poor
     chosen = bundled_chat.say("1")
     assert f"【{first}】" in chosen and "【受理条件】" in chosen
 

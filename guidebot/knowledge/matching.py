@@ -203,7 +203,10 @@ class CatalogIndex:
         self._n = max(len(self.items), 1)
         self._bm25 = bm25s.BM25()
         self._bm25.index(corpus, show_progress=False)
-        self._exact_lengths = sorted({len(k) for k in self._exact}, reverse=True)
+        # Name lengths by their first two characters: the exact-name scan only tries lengths that can fit.
+        self._exact_lengths: dict[str, tuple[int, ...]] = {}
+        for name in self._exact:
+            self._exact_lengths[name[:2]] = (*self._exact_lengths.get(name[:2], ()), len(name))
         self._synonym_index = self._build_synonym_index()
         self._say_lengths = sorted({len(say) for say in self._synonym_index}, reverse=True)
         self._stem_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -305,14 +308,23 @@ class CatalogIndex:
                 for i in range(position, position + len(word)):
                     in_word[i] = True
             position += len(word)
+        # For each position: the next uncovered character, and where its run of Chinese characters ends.
+        size = len(text)
+        next_uncovered = [size] * (size + 1)
+        han_end = list(range(size + 1))
+        for i in range(size - 1, -1, -1):
+            next_uncovered[i] = i if not covered[i] else next_uncovered[i + 1]
+            if _HAN.match(text[i]):
+                han_end[i] = han_end[i + 1] if i + 1 < size and _HAN.match(text[i + 1]) else i + 1
         replaced: list[tuple[int, int, str]] = []
         start = 0
         while start < len(text):
             found: tuple[int, str] | None = None
-            for length in range(min(6, len(text) - start), 1, -1):
+            longest = min(6, han_end[start] - start)
+            for length in range(longest, 1, -1):
+                if next_uncovered[start] >= start + length:
+                    break  # shorter windows from here are covered too
                 window = text[start : start + length]
-                if all(covered[start : start + length]) or not all(_HAN.match(ch) for ch in window):
-                    continue
                 if self._tokenizer.FREQ.get(window, 0) >= EVERYDAY_WORD_FREQ:
                     continue  # a real word (火车 is no typo of 货车); rare dictionary entries (注消) may be
                 key = tuple(syllables[start : start + length])
@@ -455,8 +467,8 @@ class CatalogIndex:
                 for phrase in unit.alternatives:
                     candidates.update(self._concept_items.get(phrase, ()))
         text = query.text
-        for length in self._exact_lengths:
-            for start in range(0, len(text) - length + 1):
+        for start in range(len(text) - 1):
+            for length in self._exact_lengths.get(text[start : start + 2], ()):
                 candidates.update(self._exact.get(text[start : start + length], ()))
         return candidates
 
