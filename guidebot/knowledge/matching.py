@@ -75,7 +75,7 @@ MIN_QUERY_COVERAGE = 0.5
 MIN_SCORE = 0.55
 TIE_MARGIN = 0.04
 MAX_CHOICES = 5
-CANDIDATES = 40
+CANDIDATES = 25
 MAX_CONCEPT_ITEMS = 60
 EVERYDAY_WORD_FREQ = 5  # jieba dictionary frequency above which a word is taken as meant, not mistyped
 
@@ -301,13 +301,7 @@ class CatalogIndex:
         syllables = [_syllable(ch) for ch in text]
         # Characters inside an everyday word (老板, 水表, 教室) are only changed towards a long word
         # of the catalog's own names: 教室资格认定 → 教师资格认定, but never 老板走了 → 老爸走了.
-        in_word = [False] * len(text)
-        position = 0
-        for word in self._tokenizer.cut(text, HMM=False):
-            if len(word) >= 2 and self._tokenizer.FREQ.get(word, 0) >= EVERYDAY_WORD_FREQ:
-                for i in range(position, position + len(word)):
-                    in_word[i] = True
-            position += len(word)
+        in_word: list[bool] = []  # computed on the first candidate only: most messages have none
         # For each position: the next uncovered character, and where its run of Chinese characters ends.
         size = len(text)
         next_uncovered = [size] * (size + 1)
@@ -331,8 +325,12 @@ class CatalogIndex:
                 term = self._pinyin_index.get(key)
                 if term is None and length >= 3:
                     term = self._near_homophone(window, key)
+                if term is None:
+                    continue
+                if not in_word:
+                    in_word = self._everyday_words(text)
                 changes_word = any(
-                    in_word[start + i] for i, (a, b) in enumerate(zip(term or "", window, strict=False)) if a != b
+                    in_word[start + i] for i, (a, b) in enumerate(zip(term, window, strict=False)) if a != b
                 )
                 if changes_word and not (term and len(term) >= 4 and term in self._word_df):
                     continue
@@ -347,6 +345,17 @@ class CatalogIndex:
         for begin, end, term in reversed(replaced):
             text = text[:begin] + term + text[end:]
         return text
+
+    def _everyday_words(self, text: str) -> list[bool]:
+        """Which characters jieba reads as part of an everyday word of two or more characters."""
+        in_word = [False] * len(text)
+        position = 0
+        for word in self._tokenizer.cut(text, HMM=False):
+            if len(word) >= 2 and self._tokenizer.FREQ.get(word, 0) >= EVERYDAY_WORD_FREQ:
+                for i in range(position, position + len(word)):
+                    in_word[i] = True
+            position += len(word)
+        return in_word
 
     def _known_coverage(self, text: str) -> list[bool]:
         """Which characters belong to a known word, a filler word (怎么, 在哪) or a field word (多久)."""
