@@ -35,15 +35,7 @@ class CaseFlow:
 
     @classmethod
     def build(cls, store: Any, catalog: Catalog) -> CaseFlow:
-        def item_name(code: str) -> str | None:
-            item = catalog.get(code)
-            return item.name if item else None
-
-        def promised_days(code: str) -> int | None:
-            item = catalog.get(code)
-            return item.promised_limit_days if item else None
-
-        return cls(CaseLookup(store, item_name, promised_days))
+        return cls(CaseLookup(store, catalog.item_name, catalog.promised_days))
 
     def handle(self, inbound: Inbound, text: str, state: ConversationState) -> list[Reply] | None:
         flow = state.flow.get("case") or {}

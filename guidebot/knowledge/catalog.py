@@ -91,6 +91,16 @@ class Catalog:
     def get(self, code: str) -> Item | None:
         return self.by_code.get(code)
 
+    def item_name(self, code: str) -> str | None:
+        """The name of the item with this code, for cases and statistics that store only codes."""
+        item = self.by_code.get(code)
+        return item.name if item else None
+
+    def promised_days(self, code: str) -> int | None:
+        """The promised limit in working days of the item with this code, if known."""
+        item = self.by_code.get(code)
+        return item.promised_limit_days if item else None
+
     def siblings(self, item: Item) -> tuple[Item, ...]:
         """The other situations of the same main item (变更, 延续, 注销 … of 食品经营许可)."""
         if not item.main_item:

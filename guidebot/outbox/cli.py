@@ -149,13 +149,8 @@ def cmd_outbox_run(args: argparse.Namespace) -> int:
             print("没有可用的发送渠道：请设置 GUIDEBOT_TELEGRAM_TOKEN 或短信网关（GUIDEBOT_SMS_GATEWAY）")
             return 2
         catalog = _catalog()
-
-        def item_name(code: str) -> str | None:
-            item = catalog.get(code)
-            return item.name if item else None
-
         dispatcher = Dispatcher(store, senders, quiet_hours=QuietHours.parse(args.quiet_hours))
-        dispatcher.housekeeping.append(lambda: notify_all_cases(store, item_name))
+        dispatcher.housekeeping.append(lambda: notify_all_cases(store, catalog.item_name))
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -177,19 +172,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     since = _parse_time(args.since) if args.since else None
     catalog = _catalog()
-
-    def promised_days(code: str) -> int | None:
-        item = catalog.get(code)
-        return item.promised_limit_days if item else None
-
-    def item_name(code: str) -> str | None:
-        item = catalog.get(code)
-        return item.name if item else None
-
     store = _open_store()
     try:
-        stats = collect_stats(store, since, promised_days)
+        stats = collect_stats(store, since, catalog.promised_days)
     finally:
         store.close()
-    print("\n".join(render_stats(stats, item_name)))
+    print("\n".join(render_stats(stats, catalog.item_name)))
     return 0

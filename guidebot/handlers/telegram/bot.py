@@ -254,13 +254,7 @@ def _outbox_stats(bot: Guidebot) -> Callable[[int], list[str]]:
     """/stats through `guidebot.outbox.stats` plus the outbox's counts by status."""
     catalog = bot.catalog
 
-    def item_name(code: str) -> str | None:
-        item = catalog.get(code)
-        return item.name if item else None
-
-    def promised_days(code: str) -> int | None:
-        item = catalog.get(code)
-        return item.promised_limit_days if item else None
+    item_name, promised_days = catalog.item_name, catalog.promised_days
 
     def stats(days: int) -> list[str]:
         from guidebot.outbox.queue import counts_by_status
@@ -536,15 +530,7 @@ class TelegramHandlers:
             return [f"没有办件编号为 {number[:40]} 的办件。"]
         catalog = self.guidebot.catalog
 
-        def item_name(code: str) -> str | None:
-            item = catalog.get(code)
-            return item.name if item else None
-
-        def promised_days(code: str) -> int | None:
-            item = catalog.get(code)
-            return item.promised_limit_days if item else None
-
-        view = build_case_view(record.case, record.events, item_name, promised_days, now().date())
+        view = build_case_view(record.case, record.events, catalog.item_name, catalog.promised_days, now().date())
         view = replace(view, applicant=mask_name(view.applicant))
         return render_case_view(view, history=True)
 
