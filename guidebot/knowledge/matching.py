@@ -394,13 +394,17 @@ class CatalogIndex:
         residual = _CASE_NUMBER.sub(" ", compact_text)
         residual = _DIGITS.sub(" ", residual)
         concept_texts: list[str] = []
+        implied: frozenset[str] = frozenset()
         for begin, end, synonyms in self._find_synonyms(residual):
             say = residual[begin:end]
             for synonym in synonyms:
                 alternatives = (*synonym.means, *self._stems(synonym), say)
                 query.units.append(_Unit(alternatives=alternatives, weight=CONCEPT_WEIGHT, is_concept=True, text=say))
                 concept_texts.extend(synonym.means)
+                implied |= self._implied_situations(synonym)
             residual = residual[:begin] + " " * (end - begin) + residual[end:]
+        # 残疾证烂了 → 残疾人证换领: an entry whose every phrase names one situation asks for it.
+        query.situations = query.situations | implied
         words = []
         for chunk in residual.split():
             for word in self._tokenizer.cut(chunk):
@@ -436,6 +440,14 @@ class CatalogIndex:
                 for i in range(start, end):
                     taken[i] = True
         return sorted(found, key=lambda f: f[0])
+
+    def _implied_situations(self, synonym: Synonym) -> frozenset[str]:
+        """The situations (other than new) that every official phrase of a synonym entry names."""
+        shared: set[str] | None = None
+        for phrase in synonym.means:
+            kinds = {kind for kind, (marks, _) in SITUATIONS.items() if any(m in phrase for m in marks)}
+            shared = kinds if shared is None else shared & kinds
+        return frozenset((shared or set()) - {"new"})
 
     def _stems(self, synonym: Synonym) -> tuple[str, ...]:
         """Each official phrase cut before its situation word: 个体工商户设立登记 → 个体工商户.
