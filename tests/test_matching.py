@@ -102,8 +102,8 @@ def _overall(index: CatalogIndex, path: Path) -> dict[str, float]:
 @pytest.mark.parametrize(
     ("index_fixture", "floors"),
     [
-        ("bundled_index", {"resolved": 90.0, "right": 75.0, "declined": 93.0, "wrong_max": 4.5}),
-        ("guangan_index", {"resolved": 88.0, "right": 69.0, "declined": 95.0, "wrong_max": 5.5}),
+        ("bundled_index", {"resolved": 95.5, "right": 79.5, "declined": 93.0, "wrong_max": 3.5}),
+        ("guangan_index", {"resolved": 94.5, "right": 73.5, "declined": 95.0, "wrong_max": 4.0}),
     ],
 )
 def test_public_evaluation_set_floors(request: pytest.FixtureRequest, index_fixture: str,

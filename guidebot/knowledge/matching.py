@@ -74,6 +74,8 @@ class MatchResult:
 MIN_QUERY_COVERAGE = 0.5
 MIN_SCORE = 0.55
 TIE_MARGIN = 0.04
+SURE_SCORE = 0.75
+UNSURE_MARGIN = 0.1
 MAX_CHOICES = 5
 CANDIDATES = 25
 MAX_CONCEPT_ITEMS = 60
@@ -95,7 +97,7 @@ ASKED_SITUATION_BONUS = 0.08
 # item names that mark each one, and the words citizens use for it. "new" marks nothing unasked:
 # it is what a citizen means when they name no situation at all.
 SITUATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "new": (("新办", "核发", "设立", "初次", "首次", "新增", "初领", "申领"),
+    "new": (("新办", "核发", "设立", "初次", "首次", "新增", "初领", "申领", "发放"),
             ("新办", "核发", "设立", "初次", "首次", "新增", "新开", "刚开", "想开", "第一次", "申领")),
     "cancel": (("注销", "终止"), ("注销", "终止", "不干了", "不开了", "不做了", "关门", "关掉", "停办")),
     "change": (("变更", "更正"),
@@ -200,6 +202,7 @@ class CatalogIndex:
             frozenset(kind for kind, (marks, _) in SITUATIONS.items() if any(m in names[0] for m in marks))
             for names in self._name_texts
         ]
+        self._situations_of = {item.code: kinds for item, kinds in zip(self.items, self._situations, strict=True)}
         self._n = max(len(self.items), 1)
         self._bm25 = bm25s.BM25()
         self._bm25.index(corpus, show_progress=False)
@@ -554,11 +557,28 @@ class CatalogIndex:
         if weak or self.about_elsewhere(query.text):
             return MatchResult(Decision.UNKNOWN, query.field, (), shown, corrected=query.text)
         best = ranked[0]
-        tied = [s for s in ranked if s.score >= best.score - TIE_MARGIN and s.query_coverage >= MIN_QUERY_COVERAGE]
+        # A weak winner is no winner: below SURE_SCORE, every candidate near it is offered instead.
+        margin = TIE_MARGIN if best.score >= SURE_SCORE else UNSURE_MARGIN
+        tied = [s for s in ranked if s.score >= best.score - margin and s.query_coverage >= MIN_QUERY_COVERAGE]
         if len(tied) == 1:
             return MatchResult(Decision.ANSWER, query.field, (best,), shown, corrected=query.text)
         mains = {s.item.main_item for s in tied}
         main_item = next(iter(mains)) if len(mains) == 1 and "" not in mains else ""
+        if main_item and not query.situations and "new" in self._situations_of[best.item.code]:
+            # Situations of one thing, none named: the new one is meant; the answer offers the rest.
+            return MatchResult(Decision.ANSWER, query.field, (best,), shown, corrected=query.text)
+        if not main_item:
+            # Different things fit: offer each main item once (its best situation); the answer
+            # then offers that item's other situations by number.
+            seen: set[str] = set()
+            kept = []
+            for scored in tied:
+                if scored.item.main_item in seen:
+                    continue
+                if scored.item.main_item:
+                    seen.add(scored.item.main_item)
+                kept.append(scored)
+            tied = kept
         return MatchResult(Decision.CLARIFY, query.field, tuple(tied[:MAX_CHOICES]), shown,
                            main_item=main_item, corrected=query.text)
 
