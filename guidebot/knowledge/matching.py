@@ -80,6 +80,7 @@ MAX_CHOICES = 5
 CANDIDATES = 25
 MAX_CONCEPT_ITEMS = 60
 EVERYDAY_WORD_FREQ = 5  # jieba dictionary frequency above which a word is taken as meant, not mistyped
+NEAR_HOMOPHONE_MAX = 4  # longer near-homophones are rare and costly to look for
 
 # Weights of the kinds of evidence in a message.
 CONCEPT_WEIGHT = 1.0
@@ -198,6 +199,7 @@ class CatalogIndex:
             for token in set(tokens):
                 word_df[token] += 1
         self._word_df = dict(word_df)
+        self._joined = ["|".join(texts) for texts in self._texts]
         self._situations = [
             frozenset(kind for kind, (marks, _) in SITUATIONS.items() if any(m in names[0] for m in marks))
             for names in self._name_texts
@@ -326,7 +328,7 @@ class CatalogIndex:
                     continue  # a real word (火车 is no typo of 货车); rare dictionary entries (注消) may be
                 key = tuple(syllables[start : start + length])
                 term = self._pinyin_index.get(key)
-                if term is None and length >= 3:
+                if term is None and 3 <= length <= NEAR_HOMOPHONE_MAX:
                     term = self._near_homophone(window, key)
                 if term is None:
                     continue
@@ -409,11 +411,11 @@ class CatalogIndex:
         # 残疾证烂了 → 残疾人证换领: an entry whose every phrase names one situation asks for it.
         query.situations = query.situations | implied
         words = []
-        for chunk in residual.split():
-            for word in self._tokenizer.cut(chunk):
-                word = word.strip()
-                if word and word not in self.lexicon.stopwords and not _is_filler(word, self.lexicon.stopwords):
-                    words.append(word)
+        # One jieba pass over the whole residual: it splits at the spaces left by synonyms itself.
+        for word in self._tokenizer.cut(" ".join(residual.split())):
+            word = word.strip()
+            if word and word not in self.lexicon.stopwords and not _is_filler(word, self.lexicon.stopwords):
+                words.append(word)
         seen: set[str] = set()
         for word in words:
             if word in seen:
@@ -497,13 +499,13 @@ class CatalogIndex:
         return candidates
 
     def _score(self, position: int, query: _Query) -> Scored:
-        texts = self._texts[position]
+        joined = self._joined[position]
         matched = unmatched = 0.0
         # What the message says about this item: its own words plus the official phrases of the
         # concepts this item matched (not those of every concept, or all siblings would look named).
         evidence = [query.text]
         for unit in query.units:
-            found, phrase = _unit_match(unit, texts)
+            found, phrase = _unit_match(unit, joined)
             if unit.soft and not found:
                 continue
             matched += unit.weight * found
@@ -615,19 +617,18 @@ def _is_filler(word: str, stopwords: frozenset[str]) -> bool:
     return len(word) == 1 and not _HAN.match(word)
 
 
-def _unit_match(unit: _Unit, texts: tuple[str, ...]) -> tuple[float, str]:
+def _unit_match(unit: _Unit, joined: str) -> tuple[float, str]:
     """How well one piece of evidence is found in an item's texts (1 found, partial for long words),
-    and which of its phrasings was found."""
+    and which of its phrasings was found. `joined` holds the texts separated by "|", which no
+    phrase contains, so a phrase found in it lies within one text."""
     best, best_phrase = 0.0, ""
     for alternative in unit.alternatives:
-        for text in texts:
-            if alternative in text:
-                return 1.0, alternative
+        if alternative in joined:
+            return 1.0, alternative
         if len(alternative) >= 3:
-            for text in texts:
-                partial = _partial_match(alternative, text)
-                if partial > best:
-                    best, best_phrase = partial, alternative
+            partial = _partial_match(alternative, joined)
+            if partial > best:
+                best, best_phrase = partial, alternative
     return best, best_phrase
 
 
