@@ -140,3 +140,20 @@ def test_answer_offers_the_other_situations_of_its_main_item(small_chat: Convers
     assert "【食品经营许可（新办）】" in reply
     assert "其他情况" in reply and "1. 变更" in reply and "2. 注销" in reply
     assert "【食品经营许可（注销）】" in small_chat.say("2")
+
+
+def test_rating_prompt_never_competes_with_a_numbered_menu(small_index, memory_store) -> None:
+    from guidebot.dialog.engine import DialogEngine
+    from guidebot.dialog.replies import Reply
+
+    prompted: list[str] = []
+
+    def ask_rating(inbound, item) -> list[Reply]:
+        prompted.append(item.code)
+        return [Reply.text("这个回答有帮助吗？回复 1-5")]
+
+    chat = Conversation(DialogEngine(small_index, memory_store, on_answer=ask_rating))
+    assert "这个回答有帮助吗" in chat.say("结婚登记要带什么")
+    reply = chat.say("食品经营许可")  # answer plus a numbered menu of its other situations
+    assert "其他情况" in reply and "这个回答有帮助吗" not in reply
+    assert prompted == ["T-002"]

@@ -209,7 +209,8 @@ class DialogEngine:
             state.choice_field = field_asked.value
             options = tuple(Choice(label, str(i)) for i, label in enumerate(labels, 1))
             replies.append(Reply((Choices("如果您办的是其他情况，请回复数字：", options),)))
-        if self.on_answer is not None:
+        if self.on_answer is not None and not state.choices:
+            # Never two numbered menus at once: "1" must mean one thing (a situation, or a rating).
             replies.extend(self.on_answer(inbound, item))
         return replies
 
