@@ -88,3 +88,12 @@ def test_bad_settings_are_a_clear_error(tmp_path: Path) -> None:
                                      "GUIDEBOT_DATA_DIR": str(tmp_path)}, cwd=REPO, timeout=60)
     assert env_result.returncode == 2
     assert "GUIDEBOT_DATABASE_URL" in env_result.stderr and "Traceback" not in env_result.stderr
+
+
+def test_outbox_run_refuses_a_malformed_telegram_token(tmp_path: Path) -> None:
+    env = {**os.environ, "GUIDEBOT_DATA_DIR": str(tmp_path), "GUIDEBOT_TELEGRAM_TOKEN": "not-a-token"}
+    result = subprocess.run([sys.executable, "-m", "guidebot.cli", "outbox", "run", "--once"], capture_output=True,
+                            text=True, env=env, cwd=REPO, timeout=120)
+    assert result.returncode == 2
+    assert "GUIDEBOT_TELEGRAM_TOKEN is malformed" in result.stderr
+    assert "not-a-token" not in result.stderr + result.stdout and "Traceback" not in result.stderr

@@ -125,9 +125,12 @@ def _senders(settings: Settings, store: Any) -> dict[str, Any]:
     """The channel senders that are configured (Telegram token, SMS gateway)."""
     senders: dict[str, Any] = {}
     if settings.telegram_token:
+        from guidebot.handlers.telegram.bot import TelegramConfig
         from guidebot.handlers.telegram.sender import TelegramSender
 
-        senders["telegram"] = TelegramSender(settings.telegram_token, settings.telegram_base_url)
+        # A malformed token is a clear SettingsError here, not an endless series of retries later.
+        config = TelegramConfig.load(settings)
+        senders["telegram"] = TelegramSender(config.token, config.base_url)
     if os.environ.get("GUIDEBOT_SMS_GATEWAY") or os.environ.get("GUIDEBOT_KANNEL_USER"):
         from guidebot.handlers.sms.routes import build_sender
         from guidebot.handlers.sms.settings import SmsSettings
