@@ -157,3 +157,10 @@ def test_rating_prompt_never_competes_with_a_numbered_menu(small_index, memory_s
     reply = chat.say("食品经营许可")  # answer plus a numbered menu of its other situations
     assert "其他情况" in reply and "这个回答有帮助吗" not in reply
     assert prompted == ["T-002"]
+
+
+def test_field_answer_adds_the_guides_faq_on_that_point(bundled_chat: Conversation) -> None:
+    bundled_chat.say("我想办身份证")
+    reply = bundled_chat.say("那要多久？")
+    assert "【办理时限】" in reply
+    assert "问：身份证多久能拿到" in reply and "60 日内" in reply

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from guidebot.knowledge.catalog import Center, Item
-from guidebot.knowledge.fields import FIELD_LABELS, Field
+from guidebot.knowledge.fields import FIELD_LABELS, Field, asks_about
 
 SAMPLE_NOTE = "（以上为示例指南，请以窗口核实为准）"
 
@@ -116,9 +116,11 @@ def render_item(item: Item, field: Field, center: Center) -> str:
             lines.append("（如需了解受理条件、办理流程，可回复“条件”或“流程”）")
     else:
         body = sections[field]
-        if not body:
+        # The guide's own FAQs on the same point often say what the fields cannot (自然日, 加急 …).
+        faqs = [render_faq_answer(f.question, f.answer) for f in item.faqs if asks_about(f.question, field)]
+        if not body and not faqs:
             body = [_missing_field(field, item, center)]
-        lines = [header, *body]
+        lines = [header, *body, *faqs]
     if item.sample:
         lines.append(SAMPLE_NOTE)
     return "\n".join(lines)

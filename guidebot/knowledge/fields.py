@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from guidebot.knowledge.normalize import compact
+
 
 class Field(StrEnum):
     ALL = "all"
@@ -49,6 +51,12 @@ _FIELD_PATTERNS: dict[Field, str] = {
 }
 _COMPILED = {field: re.compile(pattern) for field, pattern in _FIELD_PATTERNS.items()}
 FIELD_WORDS = re.compile("|".join(f"(?:{pattern})" for pattern in _FIELD_PATTERNS.values()))
+
+
+def asks_about(text: str, field: Field) -> bool:
+    """True when `text` (a question, an FAQ) is about `field`."""
+    pattern = _COMPILED.get(field)
+    return bool(pattern and pattern.search(compact(text)))
 
 
 def detect_fields(text: str) -> list[Field]:
