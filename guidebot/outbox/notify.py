@@ -17,6 +17,7 @@ subscription ends by itself.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy import and_, or_, select
@@ -34,6 +35,7 @@ __all__ = ["notice_text", "notify_all_cases", "notify_cases", "notify_status_cha
 
 ItemName = Callable[[str], str | None]
 _CHUNK = 500
+TEMPLATE_PARAM_CHARS = 35  # the cloud providers' limit for one template variable
 
 
 def notice_text(case: Case, item_name: str) -> str:
@@ -49,6 +51,38 @@ def notice_text(case: Case, item_name: str) -> str:
     else:
         lines.append("回复“退订”可取消通知。")
     return "\n".join(lines)
+
+
+def template_notice_text(case: Case) -> str:
+    """The notice as an approved SMS template renders it (cloud gateways send nothing else).
+
+    Template variables hold at most 35 characters, so the next step is cut to fit; the full text
+    is one lookup away (查件).
+    """
+    from guidebot.handlers.sms.cloud import render_template
+
+    status = CaseStatus(case.status)
+    window = _fit(case.service_window or "受理窗口")
+    if status is CaseStatus.AWAITING_CORRECTION:
+        return render_template("case_correction", case_no=case.case_no,
+                               materials=_fit(case.status_note or "详见受理窗口通知"), window=window)
+    if status in (CaseStatus.APPROVED, CaseStatus.COMPLETED):
+        return render_template("case_done", case_no=case.case_no, window=window)
+    next_step = _next_step(status, (case.status_note or "")[:120] or None, case.service_window)
+    return render_template("case_status", case_no=case.case_no, status=status.label,
+                           next_step=_fit(next_step or "回复查件可查看详情。"))
+
+
+def _fit(text: str, limit: int = TEMPLATE_PARAM_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _notice_for(channel: str, case: Case, item_name: str) -> str:
+    """Free text everywhere, except SMS through a template-only cloud gateway."""
+    if channel == "sms" and os.environ.get("GUIDEBOT_SMS_GATEWAY", "kannel").strip().lower() == "aliyun":
+        return template_notice_text(case)
+    return notice_text(case, item_name)
 
 
 def notify_status_changes(store: Store, changes: Sequence[StatusChange], item_name: ItemName | None = None) -> int:
@@ -95,7 +129,8 @@ def _notify(store: Store, case_nos: list[str] | None, item_name: ItemName | None
             name = (item_name(case.item_code) if item_name else None) or case.item_name or case.item_code
             key = f"case:{case.case_no}:{case.status}:{_stamp(case.status_at)}:{subscription.channel}:" \
                   f"{subscription.recipient}"
-            messages.append(NewMessage(subscription.channel, subscription.recipient, notice_text(case, name),
+            text = _notice_for(subscription.channel, case, name)
+            messages.append(NewMessage(subscription.channel, subscription.recipient, text,
                                        Priority.NOTICE, "case", key[:300]))
             subscription.last_status, subscription.last_status_at = case.status, case.status_at
             if CaseStatus(case.status).is_final:
