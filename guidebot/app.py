@@ -77,11 +77,9 @@ def build(settings: Settings | None = None, *, persistent: bool = True) -> Guide
 
 
 def _case_dialogs(store: object, catalog: Catalog) -> list:
-    """The case-lookup sub-dialog, when the case module is present."""
-    try:
-        from guidebot.dialog.case_flow import CaseFlow
-    except ImportError:
-        return []
+    """The case-lookup sub-dialog (imported here: it needs the database layer)."""
+    from guidebot.dialog.case_flow import CaseFlow
+
     return [CaseFlow.build(store, catalog)]
 
 

@@ -414,7 +414,7 @@ class CatalogIndex:
         # One jieba pass over the whole residual: it splits at the spaces left by synonyms itself.
         for word in self._tokenizer.cut(" ".join(residual.split())):
             word = word.strip()
-            if word and word not in self.lexicon.stopwords and not _is_filler(word, self.lexicon.stopwords):
+            if word and word not in self.lexicon.stopwords and not _is_stray_symbol(word):
                 words.append(word)
         seen: set[str] = set()
         for word in words:
@@ -612,8 +612,8 @@ def _fixes_uncovered(term: str, window: str, covered: list[bool]) -> bool:
     return kept >= 1 and not changes_covered
 
 
-def _is_filler(word: str, stopwords: frozenset[str]) -> bool:
-    """A word made only of filler characters (啥子, 咋个 split into parts …)."""
+def _is_stray_symbol(word: str) -> bool:
+    """A single character that is no Chinese character (a leftover letter or mark): no evidence."""
     return len(word) == 1 and not _HAN.match(word)
 
 
