@@ -12,6 +12,8 @@ from pathlib import Path
 
 import platformdirs
 
+from guidebot.store.db import sqlite_url_in
+
 PREFIX = "GUIDEBOT_"
 
 
@@ -58,7 +60,7 @@ class Settings:
             return env.get(PREFIX + name, default).strip()
 
         data_dir = Path(get("DATA_DIR") or platformdirs.user_data_dir("guidebot")).expanduser()
-        database_url = get("DATABASE_URL") or f"sqlite:///{data_dir / 'guidebot.sqlite3'}"
+        database_url = get("DATABASE_URL") or sqlite_url_in(data_dir)
         if "://" not in database_url:
             raise SettingsError(f"{PREFIX}DATABASE_URL must be a URL such as "
                                 f"postgresql+psycopg://user@host/db, got {database_url!r}")

@@ -73,7 +73,12 @@ def default_database_url() -> str:
     if configured:
         return configured
     data_dir = os.environ.get(DATA_DIR_ENV, "").strip() or platformdirs.user_data_dir("guidebot")
-    return f"sqlite:///{Path(data_dir).expanduser() / 'guidebot.sqlite3'}"
+    return sqlite_url_in(Path(data_dir).expanduser())
+
+
+def sqlite_url_in(data_dir: Path) -> str:
+    """The embedded default database: one SQLite file in guidebot's data directory."""
+    return f"sqlite:///{data_dir / 'guidebot.sqlite3'}"
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
