@@ -85,12 +85,14 @@ NEAR_HOMOPHONE_MAX = 4  # longer near-homophones are rare and costly to look for
 # Weights of the kinds of evidence in a message.
 CONCEPT_WEIGHT = 1.0
 UNSEEN_WORD_WEIGHT = 0.5
+SITUATION_WORD_WEIGHT = 0.4
 SINGLE_CHAR_FACTOR = 0.25
 UNMATCHED_CAP = 1.0
 MIN_EVIDENCE = 0.45
 QUERY_SHARE = 0.7
 NAME_SHARE = 0.3
 EXACT_NAME_BONUS = 0.15
+EXACT_FULL_LENGTH = 20
 SYNONYM_NAME_FACTOR = 0.85
 UNASKED_SITUATION_PENALTY = 0.06
 ASKED_SITUATION_BONUS = 0.08
@@ -100,20 +102,25 @@ ASKED_SITUATION_BONUS = 0.08
 SITUATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "new": (("新办", "核发", "设立", "初次", "首次", "新增", "初领", "申领", "发放"),
             ("新办", "核发", "设立", "初次", "首次", "新增", "新开", "刚开", "想开", "第一次", "申领")),
-    "cancel": (("注销", "终止"), ("注销", "终止", "不干了", "不开了", "不做了", "关门", "关掉", "停办")),
-    "change": (("变更", "更正"),
-               ("变更", "更正", "更改", "改名", "换法人", "改地址", "换地址", "换成", "改成", "改一下")),
+    # A death ends what the person held: 户口, 养老保险, 残疾人证 … are 注销ed (死亡注销).
+    "cancel": (("注销", "终止"),
+               ("注销", "终止", "不干了", "不开了", "不做了", "关门", "关掉", "停办", "开不走", "开不下去", "歇业",
+                "过世", "去世", "逝世", "死了", "死亡", "不在了")),
+    "change": (("变更", "更正", "更名"),
+               ("变更", "更正", "更改", "改名", "换法人", "改地址", "换地址", "换成", "改成", "改一下", "要改", "去改",
+                "想改", "咋个改", "怎么改", "改过来", "加卖", "增加经营", "增加项目", "扩大经营", "店名")),
     "replace": (("补办", "补发", "补领", "遗失"),
                 ("补办", "补发", "补领", "补证", "遗失", "丢了", "丢失", "弄丢", "搞掉", "掉了", "找不到", "不见了")),
     "renew": (("延续", "延期"), ("延续", "延期", "续期", "续证", "到期", "快过期", "过期了", "期满")),
     "reissue": (("换发", "换领", "换证", "期满换"),
                 ("换发", "换领", "换证", "换新", "换个新", "到期", "期满", "过期")),
-    "move": (("迁移", "转出", "转入", "迁出", "迁入"),
-             ("迁移", "转出", "转入", "迁出", "迁入", "转到", "迁到", "转走")),
+    "move": (("迁移", "转移", "转出", "转入", "迁出", "迁入", "接收"),
+             ("迁移", "转移", "转出", "转入", "迁出", "迁入", "转到", "迁到", "转走", "转过来", "转回", "迁过来",
+              "迁回")),
     "lost": (("挂失",), ("挂失", "丢了", "丢失", "弄丢", "搞掉", "掉了", "被偷", "不见了")),
     "restore": (("恢复",), ("恢复",)),
     "void": (("作废", "撤销"), ("作废", "撤销", "撤回")),
-    "transfer": (("过户",), ("过户", "卖给", "转让")),
+    "transfer": (("过户", "转移登记"), ("过户", "卖给", "转让", "二手")),
 }
 
 # Places whose services a district center does not provide. A message about one of them, with no word
@@ -410,6 +417,13 @@ class CatalogIndex:
             residual = residual[:begin] + " " * (end - begin) + residual[end:]
         # 残疾证烂了 → 残疾人证换领: an entry whose every phrase names one situation asks for it.
         query.situations = query.situations | implied
+        # 想关掉, 要改, 转过来: the citizen's word for a situation is evidence for the items that
+        # name it (注销, 变更, 转移).
+        for begin, end in _find_phrases(residual, _SITUATION_SAYS_BY_LENGTH):
+            say = residual[begin:end]
+            weight = self._word_weight(say) if say in self._word_df else SITUATION_WORD_WEIGHT
+            query.units.append(_Unit(alternatives=(say, *_SITUATION_SAYS[say]), weight=weight, text=say))
+            residual = residual[:begin] + " " * (end - begin) + residual[end:]
         words = []
         # One jieba pass over the whole residual: it splits at the spaces left by synonyms itself.
         for word in self._tokenizer.cut(" ".join(residual.split())):
@@ -531,7 +545,8 @@ class CatalogIndex:
         exact = not other_situation and any(
             name in query.text for name in self._name_texts[position] if len(name) >= 2
         )
-        score = QUERY_SHARE * query_coverage + NAME_SHARE * name_coverage + (EXACT_NAME_BONUS if exact else 0.0)
+        bonus = EXACT_NAME_BONUS * min(1.0, EXACT_FULL_LENGTH / max(len(query.text), 1)) if exact else 0.0
+        score = QUERY_SHARE * query_coverage + NAME_SHARE * name_coverage + bonus
         exempt = {"new"} if not query.situations else set()
         score -= UNASKED_SITUATION_PENALTY * len(situations - query.situations - exempt)
         if situations & query.situations:
@@ -586,6 +601,28 @@ class CatalogIndex:
 
 
 _SITUATION_MARKS = tuple(mark for marks, _ in SITUATIONS.values() for mark in marks)
+# Each citizen's word for a situation → the name words of every situation it may mean (丢了: 补办, 挂失 …).
+_SITUATION_SAYS: dict[str, tuple[str, ...]] = {}
+for _marks, _says in SITUATIONS.values():
+    for _say in _says:
+        _SITUATION_SAYS[_say] = tuple(dict.fromkeys((*_SITUATION_SAYS.get(_say, ()), *_marks)))
+_SITUATION_SAYS_BY_LENGTH = sorted(_SITUATION_SAYS, key=len, reverse=True)
+
+
+def _find_phrases(text: str, phrases_longest_first: Sequence[str]) -> list[tuple[int, int]]:
+    """Spans of the given phrases in the text, longest first, never overlapping."""
+    taken = [c == " " for c in text]
+    spans: list[tuple[int, int]] = []
+    for phrase in phrases_longest_first:
+        start = text.find(phrase)
+        while start >= 0:
+            end = start + len(phrase)
+            if not any(taken[start:end]):
+                spans.append((start, end))
+                for i in range(start, end):
+                    taken[i] = True
+            start = text.find(phrase, start + 1)
+    return sorted(spans)
 
 
 def asked_situations(text: str) -> frozenset[str]:
