@@ -55,6 +55,28 @@ def test_ambiguous_sub_items_ask_which_situation(bundled_index: CatalogIndex) ->
     assert {s.item.name for s in result.choices} == {"重度残疾人护理补贴", "困难残疾人生活补贴"}
 
 
+def test_a_citizens_word_for_a_situation_counts_for_the_items_named_by_it(bundled_index: CatalogIndex) -> None:
+    """想关掉 names no item, yet it is what 注销 means; a death, too, ends what a person held."""
+    closed = bundled_index.match("公司开不走了，想关掉")
+    assert closed.decision is Decision.ANSWER and closed.best.name == "公司注销登记"
+    died = bundled_index.match("我奶奶昨天在家里过世了，户口本上她那页咋个弄")
+    assert died.best is not None and died.best.name == "户口注销"
+
+
+@pytest.mark.parametrize(
+    ("message", "near_miss"),
+    [("银行卡密码忘了咋个办", "社会保障卡密码重置"), ("出国旅游签证怎么办", "普通护照签发"),
+     ("驾照到期了在哪里换", "")],
+)
+def test_a_document_the_catalog_never_names_is_not_one_it_does(bundled_index: CatalogIndex, message: str,
+                                                                near_miss: str) -> None:
+    """银行卡 is not 社会保障卡 and a visa is not a passport, however well the rest of the message fits."""
+    assert bundled_index.match(message).decision is Decision.UNKNOWN
+    if near_miss:  # the same message about the catalog's own document is answered
+        own = message.replace("银行卡", "社保卡").replace("签证", "护照")
+        assert bundled_index.match(own).best.name == near_miss
+
+
 @pytest.mark.parametrize(
     "message",
     ["你好啊", "你们办事太慢了", "今天天气怎么样", "帮我买张火车票", "上海的社保卡在哪补", "北京积分落户怎么申请",
@@ -102,8 +124,8 @@ def _overall(index: CatalogIndex, path: Path) -> dict[str, float]:
 @pytest.mark.parametrize(
     ("index_fixture", "floors"),
     [
-        ("bundled_index", {"resolved": 95.5, "right": 79.5, "declined": 93.0, "wrong_max": 3.5}),
-        ("guangan_index", {"resolved": 94.5, "right": 73.5, "declined": 95.0, "wrong_max": 4.0}),
+        ("bundled_index", {"resolved": 95.5, "right": 81.0, "declined": 96.0, "wrong_max": 3.0}),
+        ("guangan_index", {"resolved": 94.5, "right": 76.0, "declined": 98.0, "wrong_max": 3.2}),
     ],
 )
 def test_public_evaluation_set_floors(request: pytest.FixtureRequest, index_fixture: str,

@@ -85,6 +85,7 @@ NEAR_HOMOPHONE_MAX = 4  # longer near-homophones are rare and costly to look for
 # Weights of the kinds of evidence in a message.
 CONCEPT_WEIGHT = 1.0
 UNSEEN_WORD_WEIGHT = 0.5
+FOREIGN_THING_WEIGHT = 1.5
 SITUATION_WORD_WEIGHT = 0.4
 SINGLE_CHAR_FACTOR = 0.25
 UNMATCHED_CAP = 1.0
@@ -134,6 +135,9 @@ OTHER_PLACES = (
 )
 _TIES_HERE = ("回来", "回老家", "回到", "转回", "迁回", "这边", "这里", "本地", "你们", "我们这", "转到", "迁到",
               "迁入", "过来", "转入", "迁来", "落户到", "户口在")
+# Words for documents, cards and fees: one the catalog never names (银行卡, 签证, 房产证) says the message is
+# about something else, however well the rest of it fits an item.
+_THING_ENDINGS = ("证", "照", "卡", "费")
 _CASE_NUMBER = re.compile(r"[a-z0-9-]{8,}")
 _DIGITS = re.compile(r"\d+")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -166,6 +170,7 @@ class _Unit:
     is_concept: bool = False
     text: str = ""
     soft: bool = False  # a field word (材料, 窗口 …): evidence when an item has it, never counted against one
+    foreign: bool = False  # a document or fee the catalog never names (银行卡, 签证): counted against in full
 
 
 @dataclass
@@ -436,7 +441,10 @@ class CatalogIndex:
                 continue
             seen.add(word)
             soft = bool(field_words.search(word))
-            query.units.append(_Unit(alternatives=(word,), weight=self._word_weight(word), text=word, soft=soft))
+            foreign = (not soft and word.endswith(_THING_ENDINGS) and word not in self._word_df
+                       and self._tokenizer.FREQ.get(word, 0) >= EVERYDAY_WORD_FREQ)
+            weight = FOREIGN_THING_WEIGHT if foreign else self._word_weight(word)
+            query.units.append(_Unit(alternatives=(word,), weight=weight, text=word, soft=soft, foreign=foreign))
         query.tokens = [w for w in self._cut(compact_text) if w not in self.lexicon.stopwords]
         query.tokens += ["#" + ch for ch in compact_text if _HAN.match(ch)]
         for phrase in concept_texts:
@@ -514,7 +522,7 @@ class CatalogIndex:
 
     def _score(self, position: int, query: _Query) -> Scored:
         joined = self._joined[position]
-        matched = unmatched = 0.0
+        matched = unmatched = foreign = 0.0
         # What the message says about this item: its own words plus the official phrases of the
         # concepts this item matched (not those of every concept, or all siblings would look named).
         evidence = [query.text]
@@ -523,13 +531,16 @@ class CatalogIndex:
             if unit.soft and not found:
                 continue
             matched += unit.weight * found
-            unmatched += unit.weight * (1.0 - found)
+            if unit.foreign:
+                foreign += unit.weight * (1.0 - found)
+            else:
+                unmatched += unit.weight * (1.0 - found)
             if unit.is_concept and found == 1.0:
                 evidence.append(phrase)
         item_evidence = "|".join(evidence)
         # Unexplained words count against an item only up to a cap: a long message full of
         # background (我是协兴镇的，今年67了…) must not drown the few words that name the item.
-        explained = matched + min(unmatched, UNMATCHED_CAP)
+        explained = matched + min(unmatched, UNMATCHED_CAP) + foreign
         query_coverage = matched / explained if matched >= MIN_EVIDENCE else 0.0
         # The citizen's own words name an item more surely than a synonym's official phrase does.
         name_coverage = 0.0
