@@ -236,6 +236,10 @@ class FakeBotAPI:
         """Queue a button press under `message` (one of :meth:`sent`); returns the update."""
         return self._queue(self.make_press(message, data, user_id))
 
+    def queue_update(self, update: dict[str, Any]) -> dict[str, Any]:
+        """Queue any update for getUpdates as it is (e.g. one a modified client could produce)."""
+        return self._queue(update)
+
     # -- scripting -------------------------------------------------------------------------
 
     def fail_next(self, method: str, status: int, description: str, *, retry_after: int | None = None,

@@ -6,13 +6,14 @@ dispatcher sends what was queued through `TelegramSender` to the same fake.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from guidebot.app import build
 from guidebot.handlers.telegram.sender import TelegramSender
@@ -37,11 +38,12 @@ NOTICE = "明天（周六）上午中心正常办公。"
 AS_SENT = NOTICE + "（回复“退订”不再接收通知）"
 
 
-async def dispatch(harness: Harness) -> dict[str, int]:
-    """Run the outbox's dispatcher with the Telegram sender until nothing is left to send."""
+async def dispatch(harness: Harness, *, with_store: bool = False) -> dict[str, int]:
+    """Run the outbox's dispatcher with the Telegram sender until nothing is left to send
+    (`with_store`: the sender reads each row's kind and dedupe key)."""
     store = harness.guidebot.store
     assert isinstance(store, Store)
-    async with TelegramSender(TOKEN, harness.fake.base_url) as sender:
+    async with TelegramSender(TOKEN, harness.fake.base_url, store=store if with_store else None) as sender:
         stats = await Dispatcher(store, {"telegram": sender}, quiet_hours=None).run(until_idle=True)
     return stats.by_status
 
@@ -140,15 +142,100 @@ async def test_a_subscribed_case_is_notified_when_it_changes_and_rated_at_comple
     assert await dispatch(polling) == {"sent": 1}
     notice = polling.fake.sent(1001)[-1]
     assert notice["text"].startswith("【办件进度】您订阅的办件 SC2025000001（居民身份证办理）状态更新为：已办结")
-    assert "请为本次服务评价" in notice["text"]
+    assert notice["text"].endswith("请为本次服务评价：")
+    assert buttons(notice)[1] == ("2. 满意", "rate:SC2025000001:2")
 
-    [thanks] = await polling.say("2")  # the reply right after the invitation is the rating
+    [thanks] = await polling.say("2")  # typing the digit right after the invitation works as before
     assert thanks["text"].startswith("感谢您的评价")
     with store.session() as session:
         assert session.execute(select(Rating.subject, Rating.case_no, Rating.level)).all() == [
             ("case", "SC2025000001", 4)]
         rows = session.scalars(select(OutboxMessage.status)).all()
     assert rows == [MessageStatus.SENT.value]
+
+
+async def finished_case(tmp_path: Path, harness: Harness, *, with_store: bool) -> dict[str, Any]:
+    """Case SC2025000001 looked up and subscribed in chat 1001, then 已办结; returns the final notice."""
+    from guidebot.cases.importer import import_cases
+    from guidebot.outbox.notify import notify_status_changes
+
+    store = harness.guidebot.store
+    assert isinstance(store, Store)
+    assert not import_cases(store, _case_file(
+        tmp_path / "1.csv", "SC2025000001,受理,2025-09-01 09:00,T-001,欧阳娜娜,13812345678,2025-09-01 09:00,3 号窗口",
+    )).errors
+    await harness.say("查件 SC2025000001")
+    await harness.say("5678")
+    await harness.say("订阅")
+    result = import_cases(store, _case_file(tmp_path / "2.csv", "SC2025000001,已办结,2025-09-10 15:00,,,,,"))
+    assert notify_status_changes(store, result.changes) == 1
+    assert await dispatch(harness, with_store=with_store) == {"sent": 1}
+    return harness.fake.sent(1001)[-1]
+
+
+@pytest.mark.parametrize("with_store", [True, False], ids=["row-decides", "text-decides"])
+async def test_the_completion_notice_has_rating_buttons_and_a_press_rates_the_case(
+        tmp_path: Path, polling: Harness, with_store: bool) -> None:
+    notice = await finished_case(tmp_path, polling, with_store=with_store)
+    assert "状态更新为：已办结" in notice["text"] and "回复数字" not in notice["text"]
+    assert buttons(notice) == [(f"{n}. {word}", f"rate:SC2025000001:{n}")
+                               for n, word in enumerate(["非常满意", "满意", "基本满意", "不满意", "非常不满意"], 1)]
+    stale = copy.deepcopy(notice)  # the message as a second, quicker tap would still show it
+
+    # The citizen writes something else first: the outbox's one-message arm is gone, the button still counts.
+    await polling.say("结婚登记收费吗")
+    [sorry] = await polling.press(notice, "rate:SC2025000001:4")  # 4. 不满意: a 差评
+    assert sorry["text"].startswith("很抱歉没能让您满意。请用一句话告诉我们哪里需要改进")
+    edited = polling.fake.messages[(1001, notice["message_id"])]
+    assert edited["text"].endswith("✅ 已选择：4. 不满意") and "reply_markup" not in edited
+    [noted] = await polling.say("窗口排队太久，电话 13812345678 打不通")
+    assert noted["text"].startswith("已记录您的意见")
+
+    store = polling.guidebot.store
+    assert isinstance(store, Store)
+    with store.session() as session:
+        assert session.execute(select(Rating.subject, Rating.case_no, Rating.item_code, Rating.level,
+                                      Rating.flagged)).all() == [("case", "SC2025000001", "T-001", 2, True)]
+        reason = session.scalar(select(Rating.reason))
+    assert reason is not None and "窗口排队太久" in reason and "13812345678" not in reason
+
+    # A second tap on the old keyboard is not a second rating.
+    before = len(polling.fake.sent(1001))
+    answered = len(polling.fake.calls_of("answerCallbackQuery"))
+    polling.fake.user_presses(stale, "rate:SC2025000001:1")
+    await polling.fake.wait_for(lambda: len(polling.fake.calls_of("answerCallbackQuery")) > answered)
+    await polling.settle()
+    assert len(polling.fake.sent(1001)) == before
+    assert polling.fake.messages[(1001, notice["message_id"])]["text"].endswith("✅ 您已评价过本办件，感谢！")
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Rating)) == 1
+
+
+async def test_a_rating_button_for_another_case_than_its_message_is_ignored(tmp_path: Path, polling: Harness) -> None:
+    notice = await finished_case(tmp_path, polling, with_store=True)
+    forged = copy.deepcopy(notice)  # a client may send any callback data; the message is Telegram's
+    forged["reply_markup"]["inline_keyboard"][0][0]["callback_data"] = "rate:SC2099999999:1"
+    answered = len(polling.fake.calls_of("answerCallbackQuery"))
+    press = polling.fake.make_press(forged, "rate:SC2099999999:1")
+    press["callback_query"]["message"] = notice
+    polling.fake.queue_update(press)
+    await polling.fake.wait_for(lambda: len(polling.fake.calls_of("answerCallbackQuery")) > answered)
+    await polling.settle()
+    store = polling.guidebot.store
+    assert isinstance(store, Store)
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Rating)) == 0
+    assert "reply_markup" in polling.fake.messages[(1001, notice["message_id"])]
+
+
+async def test_a_broadcast_quoting_the_invitation_gets_no_buttons(polling: Harness) -> None:
+    from guidebot.outbox.ratings import case_rating_prompt
+
+    await subscribe(polling, 2001)
+    await staff_broadcast(polling, "办件 SC2025000001（示例）已办结。\n" + case_rating_prompt())
+    assert await dispatch(polling, with_store=True) == {"sent": 1}
+    [broadcast] = [m for m in polling.fake.sent(2001) if m["text"].startswith("办件 SC2025000001")]
+    assert "reply_markup" not in broadcast
 
 
 @pytest_asyncio.fixture

@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from guidebot.handlers.telegram.ratings import TELEGRAM_PROMPT
 from guidebot.handlers.telegram.sender import TelegramSender
 from guidebot.outbox.sender import Sender, SendOutcome, SendResult
 from tests.telegram.conftest import most_in_any_second
 from tests.telegram.fake_bot_api import TOKEN, FakeBotAPI, utf16_len
+from tests.telegram.test_telegram_ratings import FINAL_NOTICE
 
 pytestmark = pytest.mark.asyncio
 
@@ -152,3 +154,12 @@ async def test_a_burst_of_sends_never_exceeds_30_messages_in_any_second(
     times = arrivals(fake_api)
     assert len(times) == 200
     assert most_in_any_second(times) <= 30
+
+
+async def test_an_invitation_is_sent_with_the_buttons(fake_api: FakeBotAPI, sender: TelegramSender) -> None:
+    result = await sender.send("1001", FINAL_NOTICE)
+    [message] = fake_api.sent(1001)
+    assert result.outcome is SendOutcome.SENT
+    assert message["text"].endswith("本办件的进度通知到此结束。\n" + TELEGRAM_PROMPT)
+    rows = message["reply_markup"]["inline_keyboard"]
+    assert [row[0]["text"] for row in rows] == ["1. 非常满意", "2. 满意", "3. 基本满意", "4. 不满意", "5. 非常不满意"]

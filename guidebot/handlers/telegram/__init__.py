@@ -5,5 +5,6 @@
 - `render.py` — a dialog `Reply` as HTML text and inline buttons, split at 4,096 characters;
 - `webhook.py` — the starlette route and lifespan `guidebot serve` mounts;
 - `sender.py` — `TelegramSender`, the outbox's sender within Telegram's rate limits;
+- `ratings.py` — 好差评 buttons under a case's final notice, and what a press of one does;
 - `cli.py` — the `guidebot telegram` command.
 """

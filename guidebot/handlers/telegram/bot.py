@@ -52,6 +52,7 @@ from telegram.ext import (
 
 from guidebot.app import Guidebot
 from guidebot.dialog.replies import Inbound, Reply
+from guidebot.handlers.telegram.ratings import CASE_RATING_PATTERN, arm_button_rating, parse_case_rating
 from guidebot.handlers.telegram.render import Rendered, render_replies, split_lines
 from guidebot.privacy import MaskingFilter, mask_name
 from guidebot.settings import PREFIX, Settings, SettingsError, read_env_file
@@ -399,6 +400,32 @@ class TelegramHandlers:
         if data.isdigit() and isinstance(query.message, Message):
             await _mark_chosen(query, query.message, data)
 
+    async def case_rating_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A 好差评 button under a case's final notice (`rate:<case_no>:<n>`, sent by the outbox).
+
+        The press re-arms that case's rating and then goes to the engine as the digit, so it is
+        recorded like a typed rating (subject "case"; a 差评 asks for a reason) — even when the
+        citizen wrote something else between the notice and the press.
+        """
+        query, chat = update.callback_query, update.effective_chat
+        assert query is not None
+        await _answer_query(query)
+        parsed = parse_case_rating(query.data)
+        message = query.message
+        if parsed is None or chat is None or not isinstance(message, Message):
+            return
+        # Clients choose what callback data they send; Telegram chooses the message. Only a button
+        # really under this message counts (a forged case number, or a keyboard already used, does not).
+        if not _has_button(message, query.data or ""):
+            log.info("telegram: rating press for a button not under its message ignored")
+            return
+        case_no, number = parsed
+        if not await asyncio.to_thread(arm_button_rating, self.guidebot.store, str(chat.id), case_no):
+            await _edit(query, f"{message.text or ''}\n\n✅ 您已评价过本办件，感谢！")
+            return
+        await self.dialog(update, context, number)
+        await _mark_chosen(query, message, query.data or "")
+
     # -- staff -----------------------------------------------------------------------------
 
     async def _staff_only(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -578,6 +605,12 @@ async def _edit(query: CallbackQuery, text: str) -> None:
         log.debug("callback message could not be edited")
 
 
+def _has_button(message: Message, data: str) -> bool:
+    markup = message.reply_markup
+    return markup is not None and any(button.callback_data == data for row in markup.inline_keyboard
+                                      for button in row)
+
+
 async def _mark_chosen(query: CallbackQuery, message: Message, data: str) -> None:
     label = data
     if message.reply_markup is not None:
@@ -613,8 +646,10 @@ def add_handlers(app: Application[Any, Any, Any, Any, Any, Any], h: TelegramHand
         CommandHandler("stats", h.stats, filters=new_message),
         CommandHandler("unanswered", h.unanswered, filters=new_message),
         CommandHandler("case", h.case, filters=new_message),
-        # buttons: staff confirmations, then every citizen button (its data is typed text)
+        # buttons: staff confirmations, case ratings from the outbox, then every citizen button (its
+        # data is typed text)
         CallbackQueryHandler(h.broadcast_button, pattern=r"^staff:bc:"),
+        CallbackQueryHandler(h.case_rating_button, pattern=CASE_RATING_PATTERN),
         CallbackQueryHandler(h.button),
         # everything else a citizen sends
         MessageHandler(new_message & filters.COMMAND, h.unknown_command),

@@ -26,6 +26,11 @@ Outcomes (the dispatcher maps them to outbox statuses in one place):
 The text is sent as plain text (no parse mode: nothing in it can break the message); a text
 longer than 4,096 characters goes as several messages split on line boundaries, 1 s apart.
 Errors carry no token and no personal data.
+
+A case's final notice invites a 好差评 rating "回复数字：1 非常满意 …" (plain text, for SMS). Here it
+gets the five levels as inline buttons instead (see `ratings.py`). Whether a message is such an
+invitation is the outbox row's to say (its kind, and the case in its dedupe key): with the store,
+the sender reads the row the dispatcher names by `reference`; without it, the text alone decides.
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import time
 import warnings
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from telegram import Bot, LinkPreviewOptions
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -53,11 +59,14 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from guidebot.handlers.telegram.bot import DEFAULT_BASE_URL, TelegramConfig, normalize_base_url
+from guidebot.handlers.telegram.ratings import case_rating_keyboard, might_invite, rating_invitation
 from guidebot.handlers.telegram.render import MAX_MESSAGE_LENGTH, split_lines
 from guidebot.outbox.sender import SendOutcome, SendResult
 from guidebot.privacy import mask_text
 
 __all__ = ["SAFETY_MARGIN", "TelegramSender", "classify"]
+
+log = logging.getLogger(__name__)
 
 SAFETY_MARGIN = 0.01  # seconds added to each interval, for clock granularity
 
@@ -116,7 +125,10 @@ class TelegramSender:
         per_recipient_interval: float = 1.0,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        store: Any = None,
     ) -> None:
+        """`store` (the outbox's database) lets the sender read an outbox row's kind and dedupe key,
+        so a rating invitation is recognised by the row rather than by its wording."""
         self.max_per_second = max_per_second
         self.per_recipient_interval = per_recipient_interval
         self._capacity = max(1, int(max_per_second))
@@ -125,6 +137,7 @@ class TelegramSender:
         request = HTTPXRequest(connection_pool_size=self._capacity + 2, read_timeout=timeout, write_timeout=timeout,
                                connect_timeout=timeout, pool_timeout=timeout)
         self._bot = Bot(token, base_url=normalize_base_url(base_url), request=request)
+        self._store = store
         self._started = False
         self._start_lock = asyncio.Lock()
         self._slot_lock = asyncio.Lock()
@@ -137,6 +150,7 @@ class TelegramSender:
 
     @classmethod
     def from_config(cls, config: TelegramConfig, **kwargs: Any) -> TelegramSender:
+        """From the channel's settings; pass `store=` to recognise rating invitations by their row."""
         return cls(config.token, config.base_url, **kwargs)
 
     async def __aenter__(self) -> TelegramSender:
@@ -155,33 +169,63 @@ class TelegramSender:
         """The clock time before which nothing is sent (after a 429), or 0."""
         return self._paused_until
 
-    async def send(self, recipient: str, text: str) -> SendResult:
+    async def send(self, recipient: str, text: str, *, reference: str = "") -> SendResult:
+        """Send `text` to the chat `recipient`; `reference` is the outbox row's id (the dispatcher
+        passes it to senders that take it)."""
         try:
             chat_id = int(recipient)
         except ValueError:
             return SendResult(SendOutcome.FAILED, error="not a Telegram chat id")
+        keyboard: InlineKeyboardMarkup | None = None
+        if might_invite(text):
+            kind, key = await self._row(reference)
+            invitation = rating_invitation(text, kind, key)
+            if invitation is not None:
+                text, keyboard = invitation.text, case_rating_keyboard(invitation.case_no)
         parts = split_lines(text.split("\n"), MAX_MESSAGE_LENGTH, markup=False) or [text or " "]
         first_id = ""
-        for part in parts:
-            result = await self._send_one(chat_id, str(chat_id), part)
+        for number, part in enumerate(parts, 1):
+            result = await self._send_one(chat_id, str(chat_id), part, keyboard if number == len(parts) else None)
             if result.outcome is not SendOutcome.SENT:
                 return result
             first_id = first_id or result.provider_id
         return SendResult(SendOutcome.SENT, provider_id=first_id)
 
-    async def _send_one(self, chat_id: int, key: str, text: str) -> SendResult:
+    async def _row(self, reference: str) -> tuple[str | None, str | None]:
+        """(kind, dedupe_key) of the outbox row `reference`, or (None, None) when unknown."""
+        if self._store is None or not reference.isdigit():
+            return None, None
+        try:
+            return await asyncio.to_thread(self._read_row, int(reference))
+        except Exception as error:  # the text still decides; a lookup must never stop a notice
+            log.warning("telegram sender: outbox row %s could not be read (%s)", reference, type(error).__name__)
+            return None, None
+
+    def _read_row(self, row_id: int) -> tuple[str | None, str | None]:
+        from sqlalchemy import select
+
+        from guidebot.outbox.models import OutboxMessage
+
+        with self._store.session() as session:
+            row = session.execute(select(OutboxMessage.kind, OutboxMessage.dedupe_key)
+                                  .where(OutboxMessage.id == row_id)).first()
+        return (row.kind, row.dedupe_key) if row is not None else (None, None)
+
+    async def _send_one(self, chat_id: int, key: str, text: str,
+                        keyboard: InlineKeyboardMarkup | None = None) -> SendResult:
         await self._start()
         lock, users = self._chat_locks.setdefault(key, (asyncio.Lock(), [0]))
         users[0] += 1
         try:
             async with lock:  # one message per chat in flight; the next waits for its interval
-                return await self._send_in_turn(chat_id, key, text)
+                return await self._send_in_turn(chat_id, key, text, keyboard)
         finally:
             users[0] -= 1
             if users[0] == 0:
                 del self._chat_locks[key]
 
-    async def _send_in_turn(self, chat_id: int, key: str, text: str) -> SendResult:
+    async def _send_in_turn(self, chat_id: int, key: str, text: str,
+                            keyboard: InlineKeyboardMarkup | None) -> SendResult:
         answered = self._chat_answered_at.get(key)
         if answered is not None:
             wait = answered + self.per_recipient_interval + SAFETY_MARGIN - self._clock()
@@ -190,7 +234,7 @@ class TelegramSender:
         await self._take_slot()
         try:
             message = await self._bot.send_message(
-                chat_id, text, link_preview_options=LinkPreviewOptions(is_disabled=True)
+                chat_id, text, reply_markup=keyboard, link_preview_options=LinkPreviewOptions(is_disabled=True)
             )
         except RetryAfter as error:
             result = classify(error)
