@@ -182,14 +182,19 @@ def claim(
         ready = and_(ready, OutboxMessage.priority <= max_priority)
     candidates = select(OutboxMessage.id).where(ready).order_by(OutboxMessage.priority, OutboxMessage.id).limit(limit)
     if store.dialect == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
+        # A materialized CTE, evaluated once: as a plain ``IN (subquery)`` PostgreSQL may run the
+        # SKIP LOCKED subquery again for every row, each time skipping the rows this very update
+        # just locked, and so claim the whole queue instead of ``limit`` rows.
+        picked = candidates.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        chosen = OutboxMessage.id.in_(select(picked.c.id))
+    else:
+        chosen = OutboxMessage.id.in_(candidates.scalar_subquery())
     lease_until = at + dt.timedelta(seconds=lease_seconds)
     with store.engine.begin() as connection:
         _release_expired(connection, channel, at)
         rows = connection.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id.in_(candidates.scalar_subquery()),
-                   OutboxMessage.status == MessageStatus.QUEUED.value)
+            .where(chosen, OutboxMessage.status == MessageStatus.QUEUED.value)
             .values(status=MessageStatus.SENDING.value, claimed_by=worker, lease_until=lease_until,
                     attempts=OutboxMessage.attempts + 1, updated_at=at)
             .returning(OutboxMessage.id, OutboxMessage.channel, OutboxMessage.recipient, OutboxMessage.text,

@@ -222,6 +222,15 @@ async def test_a_sender_taking_a_reference_gets_the_row_id(store: Store) -> None
     assert record_delivery_report(store, "sms", str(message.id), delivered=True)
 
 
+def test_a_claim_takes_at_most_its_limit(store: Store) -> None:  # noqa: F811
+    put(store, *[NewMessage("telegram", str(i), "通知") for i in range(300)])
+    first = queue.claim(store, "telegram", "w1", 20, at=NOON)
+    second = queue.claim(store, "telegram", "w2", 20, at=NOON)
+    assert len(first) == len(second) == 20
+    assert {m.id for m in first}.isdisjoint(m.id for m in second)
+    assert [m.recipient for m in first] == [str(i) for i in range(20)]  # oldest first
+
+
 @pytest.mark.asyncio
 async def test_a_report_for_a_row_still_being_sent_is_offered_again(store: Store) -> None:  # noqa: F811
     put(store, NewMessage("sms", "+8613800000001", "通知"))
