@@ -410,6 +410,10 @@ class CatalogIndex:
         # Case numbers and long digit runs are never fuzzy-matched: they leave the message here.
         residual = _CASE_NUMBER.sub(" ", compact_text)
         residual = _DIGITS.sub(" ", residual)
+        for begin, end in self._foreign_things(residual):
+            thing = residual[begin:end]
+            query.units.append(_Unit(alternatives=(thing,), weight=FOREIGN_THING_WEIGHT, text=thing, foreign=True))
+            residual = residual[:begin] + " " * (end - begin) + residual[end:]
         concept_texts: list[str] = []
         implied: frozenset[str] = frozenset()
         for begin, end, synonyms in self._find_synonyms(residual):
@@ -441,15 +445,37 @@ class CatalogIndex:
                 continue
             seen.add(word)
             soft = bool(field_words.search(word))
-            foreign = (not soft and word.endswith(_THING_ENDINGS) and word not in self._word_df
-                       and self._tokenizer.FREQ.get(word, 0) >= EVERYDAY_WORD_FREQ)
-            weight = FOREIGN_THING_WEIGHT if foreign else self._word_weight(word)
-            query.units.append(_Unit(alternatives=(word,), weight=weight, text=word, soft=soft, foreign=foreign))
+            query.units.append(_Unit(alternatives=(word,), weight=self._word_weight(word), text=word, soft=soft))
         query.tokens = [w for w in self._cut(compact_text) if w not in self.lexicon.stopwords]
         query.tokens += ["#" + ch for ch in compact_text if _HAN.match(ch)]
         for phrase in concept_texts:
             query.tokens.extend(self._cut(phrase))
         return query
+
+    def _foreign_things(self, text: str) -> list[tuple[int, int]]:
+        """Spans of documents, cards and fees the catalog and the synonym table never name: 银行卡, 签证,
+        物业费, 天然气费 (a word and the 费 after it)."""
+        spans: list[tuple[int, int]] = []
+        # A synonym phrase reaching beyond the word is what the citizen meant (个体执照 ⊃ 执照).
+        phrases = [(begin, end) for begin, end, _ in self._find_synonyms(text)]
+        position = 0
+        words = list(self._tokenizer.cut(text, HMM=False))
+        for index, word in enumerate(words):
+            begin, position = position, position + len(word)
+            following = words[index + 1] if index + 1 < len(words) else ""
+            if following == "费" and len(word) >= 2 and all(_HAN.match(ch) for ch in word):
+                thing = word + following
+            elif len(word) >= 2 and word.endswith(_THING_ENDINGS):
+                thing = word
+            else:
+                continue
+            known = (thing in self._word_df or thing in self._vocabulary or thing in self._synonym_index
+                     or field_words.search(thing))
+            end = begin + len(thing)
+            inside_phrase = any(b < end and begin < e and (b < begin or e > end) for b, e in phrases)
+            if not known and not inside_phrase and self._tokenizer.FREQ.get(word, 0) >= EVERYDAY_WORD_FREQ:
+                spans.append((begin, end))
+        return spans
 
     def _find_synonyms(self, text: str) -> list[tuple[int, int, list[Synonym]]]:
         """Longest-first, non-overlapping synonym phrases in the message."""
