@@ -13,6 +13,7 @@ from guidebot.dialog.engine import DialogEngine, MemoryStore, StateStore
 from guidebot.knowledge.catalog import Catalog
 from guidebot.knowledge.export import catalog_to_yaml
 from guidebot.knowledge.importer import load_bundled_catalog, load_catalog
+from guidebot.knowledge.lexicon import Lexicon, bundled_lexicon, load_synonym_file
 from guidebot.knowledge.matching import CatalogIndex
 from guidebot.settings import Settings
 
@@ -33,17 +34,42 @@ def install_catalog(source: Path, settings: Settings) -> tuple[Catalog, Path]:
     catalog = load_catalog(source)
     if not catalog.center.phone:
         catalog = replace(catalog, center=load_bundled_catalog().center)
+    target = _replace_data_file(settings, "catalog.yaml", catalog_to_yaml(catalog))
+    return catalog, target
+
+
+def load_configured_lexicon(settings: Settings) -> Lexicon:
+    """The bundled synonym table, plus the center's own entries when it has any."""
+    if settings.synonyms_path is None:
+        return bundled_lexicon()
+    return bundled_lexicon().extended(load_synonym_file(settings.synonyms_path))
+
+
+def configured_index(settings: Settings, catalog: Catalog | None = None) -> CatalogIndex:
+    """The matcher over `catalog` (default: the one in use) with the synonyms in use."""
+    return CatalogIndex(catalog or load_configured_catalog(settings), load_configured_lexicon(settings))
+
+
+def install_synonyms(source: Path, settings: Settings) -> tuple[int, Path]:
+    """Check the center's synonym file against the catalog in use, then make it the one in use."""
+    entries = load_synonym_file(source, load_configured_catalog(settings))
+    target = _replace_data_file(settings, "synonyms.yaml", source.read_text(encoding="utf-8"))
+    return len(entries), target
+
+
+def _replace_data_file(settings: Settings, name: str, text: str) -> Path:
+    """Write `text` to the data directory in one atomic rename: readers see the old file or the new one."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    target = settings.data_dir / "catalog.yaml"
-    handle, temp_name = tempfile.mkstemp(dir=settings.data_dir, prefix=".catalog-", suffix=".yaml")
+    target = settings.data_dir / name
+    handle, temp_name = tempfile.mkstemp(dir=settings.data_dir, prefix=f".{target.stem}-", suffix=target.suffix)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(catalog_to_yaml(catalog))
+            out.write(text)
         os.replace(temp_name, target)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    return catalog, target
+    return target
 
 
 @dataclass
@@ -59,7 +85,7 @@ def build(settings: Settings | None = None, *, persistent: bool = True) -> Guide
     """Catalog, index, store and dialog engine, wired. `persistent=False` keeps state in memory."""
     settings = settings or Settings.load()
     catalog = load_configured_catalog(settings)
-    index = CatalogIndex(catalog)
+    index = configured_index(settings, catalog)
     store: StateStore
     sub_dialogs = []
     on_answer = None

@@ -70,18 +70,36 @@ def cmd_catalog_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_catalog_arg(path: str | None):
+def cmd_synonyms_check(args: argparse.Namespace) -> int:
+    """Validate the center's own synonym file against the catalog in use, changing nothing."""
     from guidebot.app import load_configured_catalog
+    from guidebot.knowledge.lexicon import load_synonym_file
+
+    entries = load_synonym_file(Path(args.file), load_configured_catalog(_settings()))
+    print(f"{args.file}: {len(entries)} 条同义词，均能对应到事项名称；检查通过。")
+    return 0
+
+
+def cmd_synonyms_import(args: argparse.Namespace) -> int:
+    """Validate the center's own synonym file and, only if all of it is valid, put it in use."""
+    from guidebot.app import install_synonyms
+
+    count, target = install_synonyms(Path(args.file), _settings())
+    print(f"已导入 {count} 条同义词 → {target}（重启机器人后生效）")
+    return 0
+
+
+def _index_for(catalog_path: str | None):
+    """The matcher with the synonyms in use, over the catalog file given or the one in use."""
+    from guidebot.app import configured_index
     from guidebot.knowledge.importer import load_catalog
 
-    return load_catalog(path) if path else load_configured_catalog(_settings())
+    return configured_index(_settings(), load_catalog(catalog_path) if catalog_path else None)
 
 
 def cmd_match(args: argparse.Namespace) -> int:
     """Read one message per line on stdin; write one JSON decision per line."""
-    from guidebot.knowledge.matching import CatalogIndex
-
-    index = CatalogIndex(_load_catalog_arg(args.catalog))
+    index = _index_for(args.catalog)
     for line in sys.stdin:
         message = line.rstrip("\n")
         result = index.match(message, top=args.top)
@@ -103,9 +121,8 @@ def cmd_match(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Measure matching on a question set and print the rates per kind."""
     from guidebot.knowledge.evaluation import evaluate, format_report, read_questions
-    from guidebot.knowledge.matching import CatalogIndex
 
-    index = CatalogIndex(_load_catalog_arg(args.catalog))
+    index = _index_for(args.catalog)
     tallies, latencies = evaluate(index, read_questions(Path(args.questions)))
     print(format_report(tallies, latencies))
     if args.failures:
@@ -147,6 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     imp = catalog_sub.add_parser("import", help="检查并导入（全部正确才导入）")
     imp.add_argument("file")
     imp.set_defaults(handler=cmd_catalog_import)
+
+    synonyms = sub.add_parser("synonyms", help="本中心补充的同义词 (the center's own synonym entries)")
+    synonyms_sub = synonyms.add_subparsers(dest="synonyms_command", required=True, metavar="ACTION")
+    synonyms_check = synonyms_sub.add_parser("check", help="检查文件，不导入")
+    synonyms_check.add_argument("file")
+    synonyms_check.set_defaults(handler=cmd_synonyms_check)
+    synonyms_import = synonyms_sub.add_parser("import", help="检查并导入（全部正确才导入）")
+    synonyms_import.add_argument("file")
+    synonyms_import.set_defaults(handler=cmd_synonyms_import)
 
     match = sub.add_parser("match", help="stdin 每行一条消息 → 每行一个 JSON 决定")
     match.add_argument("--catalog", help="catalog file (default: the one in use)")

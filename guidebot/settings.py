@@ -47,6 +47,7 @@ class Settings:
     data_dir: Path
     database_url: str
     catalog_path: Path | None
+    synonyms_path: Path | None  # the center's own synonym entries, beside the bundled table
     telegram_token: str
     telegram_base_url: str
     staff_telegram_ids: frozenset[int]
@@ -68,6 +69,10 @@ class Settings:
         catalog_path = Path(catalog).expanduser() if catalog else None
         if catalog_path is None and (data_dir / "catalog.yaml").is_file():
             catalog_path = data_dir / "catalog.yaml"
+        synonyms = get("SYNONYMS")
+        synonyms_path = Path(synonyms).expanduser() if synonyms else None
+        if synonyms_path is None and (data_dir / "synonyms.yaml").is_file():
+            synonyms_path = data_dir / "synonyms.yaml"
         staff: set[int] = set()
         for part in get("STAFF_TELEGRAM_IDS").replace(";", ",").split(","):
             if part.strip():
@@ -78,6 +83,7 @@ class Settings:
             data_dir=data_dir,
             database_url=database_url,
             catalog_path=catalog_path,
+            synonyms_path=synonyms_path,
             telegram_token=get("TELEGRAM_TOKEN"),
             telegram_base_url=get("TELEGRAM_BASE_URL", "https://api.telegram.org/bot"),
             staff_telegram_ids=frozenset(staff),

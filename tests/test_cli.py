@@ -75,6 +75,27 @@ def test_catalog_import_then_ask_uses_it(tmp_path: Path) -> None:
     assert "【结婚登记】民政局" in answer.stdout
 
 
+def test_the_centers_own_synonyms_are_checked_then_used(tmp_path: Path) -> None:
+    """Staff read the unanswered questions, add what citizens call an item, and the bot understands it."""
+    assert "没有找到" in run("ask", "想领个红本本", data_dir=tmp_path).stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("entries:\n  - say: [红本本]\n    means: [不存在的事项]\n  - say: [证]\n    means: [婚姻登记]\n"
+                   "  - means: [婚姻登记]\n", encoding="utf-8")
+    for command in ("check", "import"):
+        result = run("synonyms", command, str(bad), data_dir=tmp_path)
+        assert result.returncode == 1, result.stdout
+        assert "第 1 条，means" in result.stderr and "不存在的事项" in result.stderr
+        assert "第 2 条，say" in result.stderr and "第 3 条，say" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "synonyms.yaml").exists()
+
+    good = tmp_path / "ours.yaml"
+    good.write_text("entries:\n  - say: [红本本, 领个红本]\n    means: [婚姻登记]\n", encoding="utf-8")
+    result = run("synonyms", "import", str(good), data_dir=tmp_path)
+    assert result.returncode == 0 and "1 条同义词" in result.stdout, result.stderr
+    assert "中国内地公民婚姻登记" in run("ask", "想领个红本本", data_dir=tmp_path).stdout
+
+
 def test_chat_reads_until_end_of_input(tmp_path: Path) -> None:
     result = run("chat", stdin="你好\n食品经营许可\n1\n退出\n", data_dir=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -96,6 +96,12 @@ def test_digits_are_never_fuzzy_matched(bundled_index: CatalogIndex) -> None:
     assert bundled_index.match("2025092600001").ranked == ()
 
 
+def test_digits_count_inside_a_synonym_phrase(bundled_index: CatalogIndex) -> None:
+    """满60岁, 80岁补贴, 4050人员 are phrases citizens write; the digits are part of the phrase."""
+    assert bundled_index.match("80岁补贴").best.name == "80周岁以上老年人高龄津贴发放"
+    assert bundled_index.match("4050人员").best.name == "就业困难人员认定"
+
+
 def test_homophone_correction_only_touches_unknown_characters(bundled_index: CatalogIndex) -> None:
     assert bundled_index.correct_typos("残急人证") == "残疾人证"
     assert bundled_index.correct_typos("代开法票") == "代开发票"

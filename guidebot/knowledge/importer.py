@@ -37,10 +37,10 @@ class RowError:
 class CatalogError(Exception):
     """The file could not be loaded; `errors` lists every problem found."""
 
-    def __init__(self, source: str, errors: list[RowError]) -> None:
+    def __init__(self, source: str, errors: list[RowError], what: str = "事项") -> None:
         self.source = source
         self.errors = errors
-        super().__init__(f"{source}: {len(errors)} 处错误，未导入任何事项")
+        super().__init__(f"{source}: {len(errors)} 处错误，未导入任何{what}")
 
     def report(self, limit: int = 200) -> str:
         lines = [str(self)]

@@ -1,18 +1,23 @@
 """Domain knowledge that is not in the catalog: what citizens call things, and filler words.
 
 `synonyms.yaml` maps phrases citizens write (say) to words of official item names (means). It holds
-no item codes, so the same table serves any center's catalog.
+no item codes, so the same table serves any center's catalog. A center adds its own entries in one
+more file of the same format (`guidebot synonyms import`), checked against its catalog before use.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
 import yaml
 
-from guidebot.knowledge.normalize import compact
+from guidebot.knowledge.catalog import Catalog
+from guidebot.knowledge.importer import CatalogError, RowError
+from guidebot.knowledge.normalize import compact, name_variants, normalize
 
 
 @dataclass(frozen=True)
@@ -35,20 +40,79 @@ class Lexicon:
             words.update(synonym.means)
         return words
 
+    def extended(self, synonyms: Iterable[Synonym]) -> Lexicon:
+        return replace(self, synonyms=self.synonyms + tuple(synonyms))
+
+
+def read_synonym_entries(doc: object, source: str = "synonyms", catalog_text: str | None = None
+                         ) -> tuple[Synonym, ...]:
+    """The entries of one synonym document; every problem is reported at once (CatalogError).
+
+    With `catalog_text` (the catalog's names joined), every `means` must also occur in it.
+    """
+    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
+        raise CatalogError(source, [RowError("文件", "entries", "应为包含 entries 列表的 YAML（格式同内置同义词表）")],
+                           what="同义词")
+    synonyms: list[Synonym] = []
+    errors: list[RowError] = []
+    for index, entry in enumerate(doc["entries"], 1):
+        where = f"第 {index} 条"
+        if not isinstance(entry, dict):
+            errors.append(RowError(where, "", "应为含 say 和 means 的映射"))
+            continue
+        say = tuple(dict.fromkeys(c for c in (compact(str(s)) for s in _as_list(entry.get("say"))) if c))
+        means = tuple(dict.fromkeys(c for c in (compact(str(m)) for m in _as_list(entry.get("means"))) if c))
+        if not say:
+            errors.append(RowError(where, "say", "缺少群众的说法"))
+        if not means:
+            errors.append(RowError(where, "means", "缺少对应的事项名称用词"))
+        errors += [RowError(where, "say", f"“{phrase}”只有一个字，会误匹配几乎所有消息")
+                   for phrase in say if len(phrase) < 2]
+        if catalog_text is not None:
+            errors += [RowError(where, "means", f"“{phrase}”不在任何事项名称里，匹配不到事项")
+                       for phrase in means if phrase not in catalog_text]
+        if say and means:
+            synonyms.append(Synonym(say, means))
+    if errors:
+        raise CatalogError(source, errors, what="同义词")
+    return tuple(synonyms)
+
+
+def _as_list(value: object) -> list[object]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
 
 def parse_synonyms(doc: object) -> tuple[Synonym, ...]:
-    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
-        raise ValueError("synonyms: expected a mapping with an `entries` list")
-    synonyms = []
-    for index, entry in enumerate(doc["entries"], 1):
-        if not isinstance(entry, dict):
-            raise ValueError(f"synonyms: entry {index} is not a mapping")
-        say = tuple(dict.fromkeys(c for c in (compact(str(s)) for s in entry.get("say") or []) if c))
-        means = tuple(dict.fromkeys(c for c in (compact(str(m)) for m in entry.get("means") or []) if c))
-        if not say or not means:
-            raise ValueError(f"synonyms: entry {index} needs both `say` and `means`")
-        synonyms.append(Synonym(say, means))
-    return tuple(synonyms)
+    """The entries of a bundled synonym document (a ValueError names the first bad entry)."""
+    try:
+        return read_synonym_entries(doc)
+    except CatalogError as error:
+        raise ValueError(f"synonyms: {error.errors[0]}") from None
+
+
+def load_synonym_file(path: Path, catalog: Catalog | None = None) -> tuple[Synonym, ...]:
+    """A center's own synonym file, all of it valid, or CatalogError listing every problem.
+
+    With a catalog, every `means` must also occur in one of its item names (checked on import; at
+    start a phrase a later catalog dropped just never matches, so it cannot stop the bot).
+    """
+    source = str(path)
+    if not path.is_file():
+        raise CatalogError(source, [RowError("文件", "", "文件不存在")], what="同义词")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CatalogError(source, [RowError("文件", "", "须为 UTF-8 编码")], what="同义词") from None
+    except yaml.YAMLError as exc:
+        raise CatalogError(source, [RowError("文件", "", f"无法解析：{exc}")], what="同义词") from None
+    catalog_text = None
+    if catalog is not None:
+        catalog_text = "|".join(text for item in catalog.items
+                                for text in (*name_variants(item.name), *name_variants(item.main_item or ""),
+                                             *(normalize(a).replace(" ", "") for a in item.aliases)))
+    return read_synonym_entries(doc, source, catalog_text)
 
 
 @lru_cache(maxsize=1)

@@ -407,9 +407,9 @@ class CatalogIndex:
         compact_text = text.replace(" ", "")
         compact_text = self.correct_typos(compact_text)
         query = _Query(text=compact_text, field=field_asked, situations=asked_situations(compact_text))
-        # Case numbers and long digit runs are never fuzzy-matched: they leave the message here.
+        # Case numbers are never fuzzy-matched: they leave the message here; other digits only count
+        # inside a synonym phrase (满60岁, 4050人员) and leave after those are found.
         residual = _CASE_NUMBER.sub(" ", compact_text)
-        residual = _DIGITS.sub(" ", residual)
         for begin, end in self._foreign_things(residual):
             thing = residual[begin:end]
             query.units.append(_Unit(alternatives=(thing,), weight=FOREIGN_THING_WEIGHT, text=thing, foreign=True))
@@ -426,6 +426,7 @@ class CatalogIndex:
             residual = residual[:begin] + " " * (end - begin) + residual[end:]
         # 残疾证烂了 → 残疾人证换领: an entry whose every phrase names one situation asks for it.
         query.situations = query.situations | implied
+        residual = _DIGITS.sub(" ", residual)
         # 想关掉, 要改, 转过来: the citizen's word for a situation is evidence for the items that
         # name it (注销, 变更, 转移).
         for begin, end in _find_phrases(residual, _SITUATION_SAYS_BY_LENGTH):
