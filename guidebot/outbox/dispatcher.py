@@ -4,9 +4,12 @@ One loop per channel in ``senders``.  Each loop claims a small batch (about two 
 the channel's rate, so a reply that arrives behind a broadcast waits at most that long), sends it
 replies first, and records every outcome as soon as it is known (:func:`queue.record_outcome`).
 
-Limits, per channel (:class:`RateLimiter`): at most ``max_per_second`` sends started in any
-one-second window, and at least ``per_recipient_interval`` seconds between two sends to one
-recipient.  A 429 (THROTTLED with retry-after) pauses the whole channel for that long.
+Limits, per channel: at most ``max_per_second`` sends started in any one-second window, held
+across every dispatcher on the database (:class:`~guidebot.outbox.ratelimit.SharedRate`: send
+times reserved from one row per channel), and at least ``per_recipient_interval`` seconds
+between two sends to one recipient (per process: :class:`RateLimiter`).  A 429 (THROTTLED with
+retry-after) pauses the whole channel for that long, in every dispatcher.
+``shared_limits=False`` keeps the rate in the process alone (the benchmark's baseline).
 
 Quiet hours (default 21:00–08:00): only replies are claimed; notices and broadcasts wait.
 
@@ -35,6 +38,7 @@ from sqlalchemy import Connection
 
 from guidebot.outbox import queue
 from guidebot.outbox.models import MessageStatus, Priority
+from guidebot.outbox.ratelimit import SharedRate, capacity
 from guidebot.outbox.sender import Sender, SendOutcome, SendResult
 from guidebot.store.db import Store, now
 
@@ -46,6 +50,7 @@ Clock = Callable[[], dt.datetime]
 Monotonic = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 _MARGIN = 0.001
+SHORT_WAIT = 0.1  # seconds: a wait this short between two sends need not record outcomes first
 
 
 @dataclass(frozen=True)
@@ -142,8 +147,9 @@ class DispatchStats:
 class Dispatcher:
     """Send queued outbox rows through ``senders`` (``{channel: Sender}``) until stopped.
 
-    ``clock`` gives the database time (naive CST); ``monotonic``/``sleep`` drive the rate limits
-    (tests and the benchmark substitute a virtual clock).
+    ``clock`` gives the database time (naive CST); ``monotonic``/``sleep`` drive the rate limits,
+    ``wall_clock`` is the time every dispatcher shares for the shared limit (Unix time; tests and
+    the benchmark substitute one virtual clock for all three).
     """
 
     def __init__(
@@ -163,6 +169,8 @@ class Dispatcher:
         clock: Clock = now,
         monotonic: Monotonic = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        wall_clock: Monotonic = time.time,
+        shared_limits: bool = True,
     ) -> None:
         self.store = store
         self.senders = dict(senders)
@@ -178,8 +186,17 @@ class Dispatcher:
         self.clock = clock
         self.monotonic = monotonic
         self.sleep = sleep
+        self.wall_clock = wall_clock
+        # The overall rate comes from the database when shared; the local limiter then keeps only
+        # the per-recipient interval and the 429 pause of this process.
+        self.shared: dict[str, SharedRate] = {
+            channel: SharedRate(store, channel, sender.max_per_second, wall_clock=wall_clock)
+            for channel, sender in self.senders.items()
+            if shared_limits and capacity(sender.max_per_second) is not None
+        }
         self.limiters = {
-            channel: RateLimiter(sender.max_per_second, sender.per_recipient_interval, monotonic)
+            channel: RateLimiter(math.inf if channel in self.shared else sender.max_per_second,
+                                 sender.per_recipient_interval, monotonic)
             for channel, sender in self.senders.items()
         }
         self.stats = DispatchStats()
@@ -187,6 +204,7 @@ class Dispatcher:
         self.housekeeping: list[Callable[[], object]] = []
         self._recorder: Connection | None = None
         self._outcomes: list[tuple[queue.Claimed, MessageStatus, dict[str, object]]] = []
+        self._unrecorded_since = 0.0  # monotonic time of the oldest outcome not yet recorded
 
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -228,15 +246,17 @@ class Dispatcher:
             if self._recorder is not None:
                 self._recorder.close()
                 self._recorder = None
+            for shared in self.shared.values():
+                shared.close()
         return self.stats
 
     # -- one batch ---------------------------------------------------------------------------
 
     def _claim_size(self, channel: str) -> int:
-        limiter = self.limiters[channel]
-        if limiter.unlimited:
+        limit = capacity(self.senders[channel].max_per_second)
+        if limit is None:
             return self.batch_size
-        per_second = limiter.capacity / limiter.window
+        per_second = limit[0] / limit[1]
         # About two seconds' worth, and well inside the lease.
         return max(1, min(self.batch_size, math.ceil(per_second * 2), int(per_second * self.lease_seconds / 3)))
 
@@ -251,10 +271,24 @@ class Dispatcher:
         if not batch:
             return 0
         sender, limiter = self.senders[channel], self.limiters[channel]
+        shared = self.shared.get(channel)
         pending = list(batch)
+        late: list[queue.Claimed] = []  # started after their reserved time ran out: not sent, retried
         inflight: set[asyncio.Task[None]] = set()
         try:
-            while pending and not self._stopping.is_set():
+            while not self._stopping.is_set():
+                if late:
+                    pending.extend(late)
+                    late.clear()
+                    pending.sort(key=lambda m: (m.priority, m.id))
+                if not pending:
+                    if not inflight:
+                        break
+                    self.flush()
+                    done, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
+                    continue
                 index, wait = self._next_ready(pending, limiter)
                 if index is None:
                     self.flush()
@@ -265,9 +299,26 @@ class Dispatcher:
                     self.flush()
                     await self.sleep(delay)
                     continue
+                deadline: float | None = None
+                if shared is not None:
+                    start = shared.next_start()
+                    if start is None:
+                        shared.reserve(self._ready_count(pending, limiter, shared.batch))
+                        continue
+                    wait = start - shared.now()
+                    if wait > 0:
+                        # Shared send times are evenly spaced, so this wait comes between every two
+                        # sends: recording each time would be a commit per send.  Short waits
+                        # record only what is older than SHORT_WAIT, so a crash repeats at most
+                        # that much more than the sends in flight.
+                        if wait >= SHORT_WAIT or self._unrecorded_since + SHORT_WAIT <= self.monotonic():
+                            self.flush()
+                        await self.sleep(wait)
+                        continue  # the ready message may have changed meanwhile
+                    deadline = shared.take()
                 message = pending.pop(index)
                 limiter.take(message.recipient)
-                inflight.add(asyncio.create_task(self._send_one(sender, limiter, message)))
+                inflight.add(asyncio.create_task(self._send_one(sender, limiter, message, deadline, late)))
                 await asyncio.sleep(0)  # let the send start now, at the time the limiter counted it
                 if len(self._outcomes) >= self.record_batch:
                     self.flush()
@@ -286,9 +337,22 @@ class Dispatcher:
         finally:
             # Rows never started go straight back (a graceful stop, an error, a cancellation);
             # after a hard kill they come back when their lease runs out.
-            if pending:
-                queue.release(self.store, [m.id for m in pending], self.worker_id)
+            unsent = pending + late
+            if unsent:
+                queue.release(self.store, [m.id for m in unsent], self.worker_id)
         return len(batch)
+
+    @staticmethod
+    def _ready_count(pending: list[queue.Claimed], limiter: RateLimiter, at_most: int) -> int:
+        """How many rows could start now (their recipient's interval has passed), up to ``at_most``:
+        the shared send times to reserve, so few go unused."""
+        ready = 0
+        for message in pending:
+            if limiter.recipient_delay(message.recipient) <= 0:
+                ready += 1
+                if ready >= at_most:
+                    break
+        return ready
 
     @staticmethod
     def _next_ready(pending: list[queue.Claimed], limiter: RateLimiter) -> tuple[int | None, float]:
@@ -300,7 +364,13 @@ class Dispatcher:
             earliest = min(earliest, delay)
         return None, earliest
 
-    async def _send_one(self, sender: Sender, limiter: RateLimiter, message: queue.Claimed) -> None:
+    async def _send_one(self, sender: Sender, limiter: RateLimiter, message: queue.Claimed,
+                        deadline: float | None = None, late: list[queue.Claimed] | None = None) -> None:
+        if deadline is not None and late is not None and self.wall_clock() > deadline:
+            # Checked in the same step as the send starts (nothing awaits in between): a send
+            # started later than its reserved time could crowd the next dispatcher's sends.
+            late.append(message)
+            return
         try:
             if self._takes_reference.get(message.channel):
                 call = sender.send(message.recipient, message.text, reference=str(message.id))  # type: ignore[call-arg]
@@ -314,7 +384,13 @@ class Dispatcher:
             log.warning("outbox: %s sender raised %s for row %s", message.channel, type(error).__name__, message.id)
             result = SendResult(SendOutcome.RETRY, error=f"{type(error).__name__}")
         if result.outcome is SendOutcome.THROTTLED:
-            limiter.pause(result.retry_after if result.retry_after is not None else 1.0)
+            pause = result.retry_after if result.retry_after is not None else 1.0
+            limiter.pause(pause)
+            shared = self.shared.get(message.channel)
+            if shared is not None:
+                shared.pause(pause)
+        if not self._outcomes:
+            self._unrecorded_since = self.monotonic()
         self._outcomes.append(queue.outcome_record(message, self.worker_id, result, at=self.clock(),
                                                    max_attempts=self.max_attempts))
 

@@ -5,6 +5,8 @@
 - ``outbox_stops``: recipients a channel reported unreachable (blocked the bot, invalid number).
 - ``broadcasts``: a staff notice: its text, audience filter and (optional) scheduled time.
 - ``ratings``: 好差评 — five-level ratings of an answer or a finished case.
+- ``outbox_rate`` (migration 0003): per channel, the next free send time every dispatcher
+  reserves from, so the channel's rate limit holds across processes (``outbox/ratelimit.py``).
 
 Privacy: sending needs the address, so ``subscriptions``, ``outbox`` and ``outbox_stops`` keep
 the recipient as the channel knows it (chat id, E.164 number) — that is what the citizen agreed to
@@ -16,7 +18,18 @@ from __future__ import annotations
 import datetime as dt
 from enum import IntEnum, StrEnum
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from guidebot.store.models import Base, BigId
@@ -24,6 +37,7 @@ from guidebot.store.models import Base, BigId
 __all__ = [
     "Broadcast",
     "BroadcastStatus",
+    "ChannelRate",
     "MessageStatus",
     "OutboxMessage",
     "Priority",
@@ -99,6 +113,9 @@ class Broadcast(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     text: Mapped[str] = mapped_column(Text)
+    # A shorter text for SMS (None: SMS get ``text`` too), stored as sent, with the footer or
+    # as the notice template's text (migration 0003).
+    sms_text: Mapped[str | None] = mapped_column(Text)
     department: Mapped[str | None] = mapped_column(String(128))
     item_code: Mapped[str | None] = mapped_column(String(128))
     send_at: Mapped[dt.datetime] = mapped_column(DateTime)
@@ -168,3 +185,14 @@ class Rating(Base):
     reason: Mapped[str | None] = mapped_column(Text)  # masked
     flagged: Mapped[bool] = mapped_column(Boolean)  # a 差评 for staff to follow up
     rated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class ChannelRate(Base):
+    """One row per rate-limited channel: when its next send may start, on the dispatchers' shared
+    clock (Unix time, seconds).  A dispatcher reserves ``n`` sends by moving it on by ``n``
+    spacings in one atomic upsert; one row per channel, so nothing accumulates."""
+
+    __tablename__ = "outbox_rate"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_at: Mapped[float] = mapped_column(Double)

@@ -122,7 +122,8 @@ async def test_a_429_pauses_the_whole_channel(store: Store) -> None:  # noqa: F8
     channel = FakeChannel(max_per_second=30, monotonic=clock.monotonic)
     channel.cue("1", SendResult(SendOutcome.THROTTLED, retry_after=5))
     put(store, *[NewMessage("telegram", str(i), "通知") for i in range(1, 4)])
-    await dispatcher(store, channel, monotonic=clock.monotonic, sleep=clock.sleep, concurrency=1).run(until_idle=True)
+    await dispatcher(store, channel, monotonic=clock.monotonic, sleep=clock.sleep, wall_clock=clock.monotonic,
+                     concurrency=1).run(until_idle=True)
     later = [t for t, recipient in channel.attempts if recipient != "1"]
     assert later and min(later) >= 5.0
 
@@ -168,7 +169,8 @@ async def test_overall_rate_and_per_recipient_interval_are_held(store: Store) ->
     clock = VirtualClock()
     channel = FakeChannel(max_per_second=30, per_recipient_interval=1.0, monotonic=clock.monotonic)
     put(store, *[NewMessage("telegram", f"c{i % 40}", f"m{i}") for i in range(400)])
-    await dispatcher(store, channel, monotonic=clock.monotonic, sleep=clock.sleep).run(until_idle=True)
+    await dispatcher(store, channel, monotonic=clock.monotonic, sleep=clock.sleep,
+                     wall_clock=clock.monotonic).run(until_idle=True)
     times = sorted(t for t, _ in channel.attempts)
     assert len(times) == 400
     j = 0
@@ -243,7 +245,7 @@ async def test_graceful_stop_gives_unsent_rows_back(store: Store) -> None:  # no
     clock = VirtualClock()
     channel = FakeChannel(max_per_second=1, monotonic=clock.monotonic)
     put(store, *[NewMessage("telegram", str(i), "通知") for i in range(5)])
-    worker = dispatcher(store, channel, monotonic=clock.monotonic, sleep=clock.sleep)
+    worker = dispatcher(store, channel, monotonic=clock.monotonic, sleep=clock.sleep, wall_clock=clock.monotonic)
 
     async def stop_soon() -> None:
         while len(channel.delivered) < 2:
