@@ -96,6 +96,14 @@ def test_digits_are_never_fuzzy_matched(bundled_index: CatalogIndex) -> None:
     assert bundled_index.match("2025092600001").ranked == ()
 
 
+def test_arrears_and_queries_are_situations_too(bundled_index: CatalogIndex) -> None:
+    """补交 and 查一下 pick the 补缴 and 查询 items among their siblings."""
+    result = bundled_index.match("维修资金想查一下")
+    assert result.best is not None and result.best.name == "住宅专项维修资金查询"
+    paid = bundled_index.match("社保断了几年想补交")
+    assert paid.best is not None and "补缴" in paid.best.name
+
+
 def test_digits_count_inside_a_synonym_phrase(bundled_index: CatalogIndex) -> None:
     """满60岁, 80岁补贴, 4050人员 are phrases citizens write; the digits are part of the phrase."""
     assert bundled_index.match("80岁补贴").best.name == "80周岁以上老年人高龄津贴发放"

@@ -122,6 +122,8 @@ SITUATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "restore": (("恢复",), ("恢复",)),
     "void": (("作废", "撤销"), ("作废", "撤销", "撤回")),
     "transfer": (("过户", "转移登记"), ("过户", "卖给", "转让", "二手")),
+    "arrears": (("补缴",), ("补缴", "补交", "断缴", "断交", "漏交", "漏缴", "欠缴", "没交够", "少交了")),
+    "query": (("查询",), ("查询", "查一下", "查下", "查查", "查看", "查余额", "查个", "想查")),
 }
 
 # Places whose services a district center does not provide. A message about one of them, with no word
