@@ -412,13 +412,17 @@ class CatalogIndex:
         # Case numbers are never fuzzy-matched: they leave the message here; other digits only count
         # inside a synonym phrase (满60岁, 4050人员) and leave after those are found.
         residual = _CASE_NUMBER.sub(" ", compact_text)
-        for begin, end in self._foreign_things(residual):
+        phrases = self._find_synonyms(residual)
+        things = self._foreign_things(residual, phrases)
+        for begin, end in things:
             thing = residual[begin:end]
             query.units.append(_Unit(alternatives=(thing,), weight=FOREIGN_THING_WEIGHT, text=thing, foreign=True))
             residual = residual[:begin] + " " * (end - begin) + residual[end:]
         concept_texts: list[str] = []
         implied: frozenset[str] = frozenset()
-        for begin, end, synonyms in self._find_synonyms(residual):
+        for begin, end, synonyms in phrases:
+            if any(b <= begin and end <= e for b, e in things):
+                continue  # 物业 inside 物业费: the fee is meant, not the phrase
             say = residual[begin:end]
             for synonym in synonyms:
                 alternatives = (*synonym.means, *self._stems(synonym), say)
@@ -455,12 +459,11 @@ class CatalogIndex:
             query.tokens.extend(self._cut(phrase))
         return query
 
-    def _foreign_things(self, text: str) -> list[tuple[int, int]]:
+    def _foreign_things(self, text: str, phrases: Sequence[tuple[int, int, object]]) -> list[tuple[int, int]]:
         """Spans of documents, cards and fees the catalog and the synonym table never name: 银行卡, 签证,
-        物业费, 天然气费 (a word and the 费 after it)."""
+        物业费, 天然气费 (a word and the 费 after it). A synonym phrase reaching beyond such a word
+        is what the citizen meant (个体执照 ⊃ 执照)."""
         spans: list[tuple[int, int]] = []
-        # A synonym phrase reaching beyond the word is what the citizen meant (个体执照 ⊃ 执照).
-        phrases = [(begin, end) for begin, end, _ in self._find_synonyms(text)]
         position = 0
         words = list(self._tokenizer.cut(text, HMM=False))
         for index, word in enumerate(words):
@@ -475,7 +478,7 @@ class CatalogIndex:
             known = (thing in self._word_df or thing in self._vocabulary or thing in self._synonym_index
                      or field_words.search(thing))
             end = begin + len(thing)
-            inside_phrase = any(b < end and begin < e and (b < begin or e > end) for b, e in phrases)
+            inside_phrase = any(b < end and begin < e and (b < begin or e > end) for b, e, _ in phrases)
             if not known and not inside_phrase and self._tokenizer.FREQ.get(word, 0) >= EVERYDAY_WORD_FREQ:
                 spans.append((begin, end))
         return spans
