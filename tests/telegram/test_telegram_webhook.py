@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,11 @@ import uvicorn
 from guidebot.app import Guidebot, build
 from guidebot.dialog.replies import Inbound, Reply
 from guidebot.handlers.telegram.webhook import SECRET_HEADER, WEBHOOK_PATH, webhook_for
+from guidebot.settings import Settings
+from guidebot.store.db import upgrade
 from guidebot.web import build_web_app
-from tests.telegram.conftest import CITIZEN, choice_for, make_settings, text_of
+from tests.store_fixtures import postgres_schema_url  # noqa: F401 - a fixture
+from tests.telegram.conftest import CITIZEN, choice_for, environment, make_settings, text_of
 from tests.telegram.fake_bot_api import TOKEN, FakeBotAPI
 
 pytestmark = pytest.mark.asyncio
@@ -248,3 +252,49 @@ async def test_while_the_bot_api_is_unreachable_the_webhook_answers_503(
     assert len(fake_api.sent(CITIZEN)) == 1
     assert fake_api.webhook == {}  # no GUIDEBOT_TELEGRAM_WEBHOOK_URL: setWebhook is left to the operator
 
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    upgrade(url)
+    return url
+
+
+async def test_two_serve_processes_on_one_database_answer_an_update_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_api: FakeBotAPI, shared_database: str) -> None:
+    """Telegram redelivers an update (its first delivery timed out) to the other `guidebot serve`."""
+    monkeypatch.setenv("GUIDEBOT_TELEGRAM_WEBHOOK_SECRET", SECRET)
+    environ = {**environment(tmp_path, fake_api.base_url), "GUIDEBOT_DATABASE_URL": shared_database}
+    settings = Settings.load(environ=environ, env_file=tmp_path / "absent.env")
+    first, second = build(settings), build(settings)
+    entered, release = threading.Event(), threading.Event()
+    original = first.engine.handle
+
+    def held(inbound: Inbound) -> list[Reply]:
+        entered.set()  # the first process is in the middle of the update …
+        release.wait(10)
+        return original(inbound)
+
+    first.engine.handle = held  # type: ignore[method-assign]
+    try:
+        async with serve(first) as port_a, serve(second) as port_b, \
+                httpx.AsyncClient(trust_env=False, timeout=20) as client:
+            a, b = (Server(fake_api, bot, client, f"http://127.0.0.1:{port}{WEBHOOK_PATH}")
+                    for bot, port in ((first, port_a), (second, port_b)))
+            update = fake_api.make_message_update("结婚登记收费吗", CITIZEN)
+            on_a = asyncio.create_task(a.post(update))
+            assert await asyncio.to_thread(entered.wait, 10)
+            assert (await b.post(update)).status_code == 503  # … so the second leaves it to Telegram's retry
+            release.set()
+            assert (await on_a).status_code == 200
+            assert (await b.post(update)).status_code == 200  # the retry: done already, not answered again
+            assert (await a.post(update)).status_code == 200
+    finally:
+        release.set()
+        for bot in (first, second):
+            bot.store.close()  # type: ignore[attr-defined]
+    answers = [m for m in fake_api.sent(CITIZEN) if "不收费" in m["text"]]
+    assert len(answers) == 1

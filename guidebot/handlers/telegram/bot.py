@@ -54,6 +54,7 @@ from guidebot.app import Guidebot
 from guidebot.dialog.replies import Inbound, Reply
 from guidebot.handlers.telegram.ratings import CASE_RATING_PATTERN, arm_button_rating, parse_case_rating
 from guidebot.handlers.telegram.render import Rendered, render_replies, split_lines
+from guidebot.handlers.telegram.shared import DRAFT_TTL, Drafts, SharedState
 from guidebot.privacy import MaskingFilter, mask_name
 from guidebot.settings import PREFIX, Settings, SettingsError, read_env_file
 
@@ -82,7 +83,6 @@ CHANNEL = "telegram"
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 HANDLERS_KEY = "guidebot.telegram.handlers"
-MAX_DRAFTS = 50
 DIALOG_COMMANDS = ("unsubscribe", "stop")  # passed to the dialog as typed: it answers 退订 and its synonyms
 
 # What @BotFather hands out: the bot's numeric id, a colon, then a secret of 35 url-safe characters.
@@ -292,12 +292,6 @@ class EngineFailed(Exception):
 
 
 @dataclass
-class _Draft:
-    user_id: int
-    text: str
-
-
-@dataclass
 class TelegramHandlers:
     """The handler callbacks, sharing one guidebot, its settings and the staff services."""
 
@@ -306,7 +300,11 @@ class TelegramHandlers:
     services: StaffServices = field(default_factory=StaffServices)
     redeliverable: bool = False  # webhook: a failed update is answered 500 and redelivered
     failed_updates: set[int] = field(default_factory=set)
-    drafts: dict[str, _Draft] = field(default_factory=dict)
+    # /broadcast previews live in the store, so 确认发送 works on any process of this bot (and once).
+    drafts: Drafts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.drafts = Drafts(SharedState(self.guidebot.store))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -455,14 +453,13 @@ class TelegramHandlers:
             await self.say(context, chat.id, f"无法群发：{error}")
             return
         key = secrets.token_urlsafe(6)
-        while len(self.drafts) >= MAX_DRAFTS:  # unconfirmed previews are kept in memory only; drop the oldest
-            self.drafts.pop(next(iter(self.drafts)))
-        self.drafts[key] = _Draft(user.id, text)
+        await asyncio.to_thread(self.drafts.add, user.id, key, text)
         keyboard = InlineKeyboardMarkup([[
             InlineKeyboardButton("确认发送", callback_data=f"staff:bc:ok:{key}"),
             InlineKeyboardButton("取消", callback_data=f"staff:bc:no:{key}"),
         ]])
-        preview = "\n".join(["群发预览：", *lines, "", "内容：", as_sent, "", "确认后才会发送。"])
+        valid = f"确认后才会发送（{int(DRAFT_TTL // 60)} 分钟内有效）。"
+        preview = "\n".join(["群发预览：", *lines, "", "内容：", as_sent, "", valid])
         await self.say(context, chat.id, preview, keyboard)
 
     async def broadcast_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -475,12 +472,12 @@ class TelegramHandlers:
             return
         parts = (query.data or "").split(":")
         action, key = (parts[2], parts[3]) if len(parts) == 4 else ("", "")
-        draft = self.drafts.get(key)
-        if draft is None or draft.user_id != user.id:
+        # Taken atomically: of two presses (here or on another process) only one finds the draft.
+        draft = await asyncio.to_thread(self.drafts.take, user.id, key) if key else None
+        if draft is None:  # expired, already confirmed or cancelled, or drafted by someone else
             await _answer_query(query, "这条预览已失效，请重新发送 /broadcast")
             await _edit(query, "（预览已失效，请重新发送 /broadcast）")
             return
-        del self.drafts[key]
         outbox = self.services.broadcast
         if action != "ok" or outbox is None:
             await _answer_query(query, "已取消")

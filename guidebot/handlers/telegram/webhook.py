@@ -11,11 +11,17 @@
 The 2xx is sent only after the update has been processed: the dialog ran, its state was saved and
 the replies went to Telegram. If the dialog engine failed (nothing said, no state saved) the answer
 is **500** and Telegram delivers the update again. A repeated `update_id` — Telegram retrying after
-a timeout, or the same update posted concurrently — is processed once: a repeat waits for the first
-and gets its status. Updates of one chat are processed one at a time, in arrival order.
+a timeout, or the same update posted concurrently — is processed once:
 
-Duplicates are remembered in memory for the last 10,000 updates, so run `guidebot serve` as one
-process (uvicorn's default) per bot token.
+- within one process, a repeat waits for the first and gets its status (in memory, last 10,000);
+- across processes sharing the database (several `guidebot serve` behind one proxy), each update
+  id is claimed in the store before it is processed (`shared.UpdateLedger`): a repeat of an update
+  already processed gets 200 without being processed again; one still being processed elsewhere
+  gets **503**, so Telegram tries again later and then finds it done (or, if that process failed
+  or died, processes it).
+
+Updates of one chat are processed one at a time, in arrival order, within a process; Telegram
+itself sends a chat's next update only after the previous one was answered.
 
 With no `GUIDEBOT_TELEGRAM_TOKEN` the route is not mounted and a log line says so; `guidebot serve`
 then runs without Telegram (SMS gateways, staff pages). A malformed token stops the start with a
@@ -50,6 +56,7 @@ from guidebot.handlers.telegram.bot import (
     handlers_of,
     install_log_masking,
 )
+from guidebot.handlers.telegram.shared import Claim, SharedState, UpdateLedger
 
 __all__ = ["MAX_BODY_BYTES", "SECRET_HEADER", "WEBHOOK_PATH", "TelegramWebhook", "lifespan", "routes"]
 
@@ -98,6 +105,7 @@ class TelegramWebhook:
         self._starter: asyncio.Task[None] | None = None
         self._seen: OrderedDict[int, asyncio.Task[int]] = OrderedDict()
         self._chats = _ChatLocks()
+        self.ledger = UpdateLedger(SharedState(bot.store))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -207,18 +215,40 @@ class TelegramWebhook:
         except Exception:
             log.warning("telegram update %s could not be parsed", update_id)
             return 400
-        chat = update.effective_chat
+        chat, user = update.effective_chat, update.effective_user
+        key = str(chat.id) if chat is not None else f"user:{user.id}" if user is not None else "-"
+        async with self._chats.hold(key):
+            try:
+                claim = await asyncio.to_thread(self.ledger.claim, key, update_id)
+            except Exception:
+                log.exception("telegram update %s: could not be claimed in the store", update_id)
+                self._seen.pop(update_id, None)
+                return 500
+            if claim is Claim.DONE:
+                log.info("telegram update %s was already processed (redelivery)", update_id)
+                return 200
+            if claim is Claim.BUSY:
+                log.info("telegram update %s is being processed by another process; Telegram will retry", update_id)
+                self._seen.pop(update_id, None)  # the retry looks in the store again
+                return 503
+            status = await self._run(app, update, update_id)
+            try:
+                await asyncio.to_thread(self.ledger.finish, key, update_id, processed=status == 200)
+            except Exception:  # the replies went out; at worst a redelivery is answered again
+                log.exception("telegram update %s: could not be marked in the store", update_id)
+        if status != 200:
+            self._seen.pop(update_id, None)  # Telegram's redelivery is processed again
+        return status
+
+    async def _run(self, app: Application[Any, Any, Any, Any, Any, Any], update: Update, update_id: int) -> int:
         try:
-            async with self._chats.hold(chat.id if chat is not None else None):
-                await app.process_update(update)
+            await app.process_update(update)
         except Exception:
             log.exception("telegram update %s: processing failed", update_id)
-            self._seen.pop(update_id, None)
             return 500
         handlers = handlers_of(app)
         if update_id in handlers.failed_updates:
             handlers.failed_updates.discard(update_id)
-            self._seen.pop(update_id, None)  # Telegram's redelivery is processed again
             return 500
         return 200
 
