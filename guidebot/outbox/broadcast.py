@@ -7,6 +7,10 @@
   dispatcher writes its rows when the time comes (:func:`release_due_broadcasts`), so it
   survives a restart and reaches whoever is subscribed at that time.
 - Quiet hours are the dispatcher's business: a broadcast created at 22:00 waits until 08:00.
+- SMS may get their own, shorter text (``sms_text``; else the main text).  Through a
+  template-only cloud gateway (``GUIDEBOT_SMS_GATEWAY=aliyun``) SMS rows are the approved
+  ``notice`` template with that text as its ``content`` parameter; a text that does not fit the
+  parameter (35 characters) is refused before anything is written, and the dry run warns.
 
 The audience is the active notice subscribers ("订阅通知") not on the stop list: all of them for a
 broadcast without filter; with ``department``/``item``, those subscribed to everything, to that
@@ -16,10 +20,12 @@ department, or to that item (an item subscription remembers its item's departmen
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 
-from sqlalchemy import DateTime, Select, Text, exists, func, literal, or_, select, update
+from sqlalchemy import DateTime, Select, Text, case, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from guidebot.outbox.models import (
@@ -44,10 +50,12 @@ __all__ = [
     "dry_run",
     "release_due_broadcasts",
     "sms_segments",
+    "template_only_gateway",
 ]
 
 OPT_OUT_FOOTER = "（回复“退订”不再接收通知）"
 MAX_TEXT = 1000
+SMS_CHANNEL = "sms"
 
 # GSM 03.38 basic set, and the extension set whose characters take two septets.
 _GSM_BASIC = set(
@@ -76,6 +84,27 @@ def sms_segments(text: str) -> SmsCost:
     return SmsCost(encoding, units, segments)
 
 
+def template_only_gateway() -> bool:
+    """Whether SMS go through a cloud gateway that sends approved templates only."""
+    return os.environ.get("GUIDEBOT_SMS_GATEWAY", "kannel").strip().lower() == "aliyun"
+
+
+@functools.lru_cache(maxsize=4)
+def _configured_center(catalog_path: str | None) -> str:
+    from guidebot.app import load_configured_catalog
+    from guidebot.settings import Settings
+
+    return load_configured_catalog(Settings.load()).center.name
+
+
+def center_name() -> str:
+    """The center's name as the notice template's ``center`` (from the catalog in use; cached)."""
+    from guidebot.settings import Settings
+
+    path = Settings.load().catalog_path
+    return _configured_center(str(path) if path else None)
+
+
 @dataclass(frozen=True)
 class BroadcastPlan:
     """A broadcast as created (``broadcast_id`` set) or as a dry run would create it."""
@@ -88,6 +117,8 @@ class BroadcastPlan:
     scheduled: bool  # True: waits in the database for send_at; rows are written then
     recipients: dict[str, int] = field(default_factory=dict)  # per channel (now, for a scheduled one)
     sms: SmsCost | None = None
+    sms_text: str | None = None  # what SMS rows get, when it differs from ``text``
+    warnings: tuple[str, ...] = ()  # what would refuse it (a dry run shows them; creating raises)
 
     @property
     def total(self) -> int:
@@ -98,15 +129,49 @@ class BroadcastPlan:
         return (self.sms.segments if self.sms else 0) * self.recipients.get("sms", 0)
 
     def describe(self) -> list[str]:
-        """Lines for the terminal."""
-        lines = [f"收件人：共 {self.total} 人"]
+        """Lines for the terminal and the Telegram /broadcast preview (warnings first)."""
+        lines = [f"⚠ {warning}" for warning in self.warnings]
+        lines.append(f"收件人：共 {self.total} 人")
         for channel, count in sorted(self.recipients.items()):
             line = f"  {channel}: {count} 人"
-            if channel == "sms" and self.sms is not None:
+            if channel == SMS_CHANNEL and self.sms is not None:
                 line += (f"，每条 {self.sms.segments} 段（{self.sms.encoding}，{self.sms.units} 字符），"
                          f"共 {self.sms_segments_total} 段")
             lines.append(line)
+        if self.sms_text is not None and (self.recipients.get(SMS_CHANNEL) or self.scheduled):
+            lines.append(f"短信内容：{self.sms_text}")
         return lines
+
+
+@dataclass(frozen=True)
+class _Texts:
+    """A broadcast's texts as sent: everyone's, and the SMS one when it differs."""
+
+    text: str
+    sms_text: str | None
+    problem: str | None  # why SMS cannot carry it (template-only gateway), or None
+
+
+def _texts(text: str, sms_text: str | None, center: str | None) -> _Texts:
+    body = _message_text(text)
+    if sms_text is not None and not sms_text.strip():
+        sms_text = None
+    if not template_only_gateway():
+        return _Texts(body, _message_text(sms_text) if sms_text is not None else None, None)
+    from guidebot.handlers.sms.cloud import MAX_PARAM_CHARS, TemplateError, render_template
+
+    # The approved notice template carries the text as one parameter; the opt-out wording, if
+    # the provider wants it, is part of the registered template itself.
+    content = " ".join((sms_text if sms_text is not None else text).split())
+    which = "短信内容（--sms-text）" if sms_text is not None else "通知内容"
+    if len(content) > MAX_PARAM_CHARS:
+        return _Texts(body, None, f"短信网关只能发送已备案的模板短信：{which}最多 {MAX_PARAM_CHARS} 字，现为 "
+                                  f"{len(content)} 字。请另写一条不超过 {MAX_PARAM_CHARS} 字的短信内容"
+                                  "（guidebot broadcast --sms-text …），短信订阅者收到它，其他渠道收到完整通知。")
+    try:
+        return _Texts(body, render_template("notice", center=center or center_name(), content=content), None)
+    except TemplateError as error:  # the center's name itself is too long for the parameter
+        return _Texts(body, None, f"短信模板无法生成：{error}")
 
 
 def _message_text(text: str) -> str:
@@ -136,31 +201,46 @@ def _audience(department: str | None, item_code: str | None) -> Select[tuple[str
     return query.distinct()
 
 
-def _plan(session: Session, text: str, department: str | None, item_code: str | None, send_at: dt.datetime,
-          scheduled: bool, broadcast_id: int | None, sms_signature: str) -> BroadcastPlan:
+def _recipients(session: Session, department: str | None, item_code: str | None) -> dict[str, int]:
     audience = _audience(department, item_code).subquery()
     counts = session.execute(select(audience.c.channel, func.count()).group_by(audience.c.channel)).all()
-    per_channel = {channel: int(n) for channel, n in counts}
-    sms = sms_segments(sms_signature + text) if per_channel.get("sms") else None
-    return BroadcastPlan(broadcast_id, text, department, item_code, send_at, scheduled, per_channel, sms)
+    return {channel: int(n) for channel, n in counts}
+
+
+def _plan(texts: _Texts, recipients: dict[str, int], department: str | None, item_code: str | None,
+          send_at: dt.datetime, scheduled: bool, broadcast_id: int | None, sms_signature: str) -> BroadcastPlan:
+    # A scheduled broadcast reaches whoever is subscribed then, so an SMS problem counts even
+    # when nobody gets SMS today.
+    sms_reached = bool(recipients.get(SMS_CHANNEL)) or scheduled
+    warnings = (texts.problem,) if texts.problem and sms_reached else ()
+    sms_body = texts.sms_text or texts.text
+    sms = sms_segments(sms_signature + sms_body) if recipients.get(SMS_CHANNEL) else None
+    return BroadcastPlan(broadcast_id, texts.text, department, item_code, send_at, scheduled, recipients, sms,
+                         texts.sms_text, warnings)
 
 
 def dry_run(store: Store, text: str, department: str | None = None, item: str | None = None,
-            at: dt.datetime | None = None, *, sms_signature: str = "") -> BroadcastPlan:
-    """What :func:`create_broadcast` would do, writing nothing."""
+            at: dt.datetime | None = None, *, sms_signature: str = "", sms_text: str | None = None,
+            center: str | None = None) -> BroadcastPlan:
+    """What :func:`create_broadcast` would do, writing nothing; what would refuse it is in ``warnings``."""
     current = now()
     send_at = at or current
+    texts = _texts(text, sms_text, center)
     with store.session() as session:
-        return _plan(session, _message_text(text), department, item, send_at, send_at > current, None, sms_signature)
+        recipients = _recipients(session, department, item)
+    return _plan(texts, recipients, department, item, send_at, send_at > current, None, sms_signature)
 
 
 def _materialize(session: Session, broadcast: Broadcast, at: dt.datetime) -> int:
     """One outbox row per recipient, written by the database itself (INSERT … SELECT)."""
     audience = _audience(broadcast.department, broadcast.item_code).subquery()
+    text = literal(broadcast.text, Text())
+    if broadcast.sms_text is not None:
+        text = case((audience.c.channel == SMS_CHANNEL, literal(broadcast.sms_text, Text())), else_=text)
     rows = select(
         audience.c.channel,
         audience.c.recipient,
-        literal(broadcast.text, Text()),
+        text,
         literal(int(Priority.BULK)),
         literal("broadcast"),
         literal(f"broadcast:{broadcast.id}:") + audience.c.channel + literal(":") + audience.c.recipient,
@@ -179,22 +259,32 @@ def _materialize(session: Session, broadcast: Broadcast, at: dt.datetime) -> int
 
 
 def create_broadcast(store: Store, text: str, department: str | None = None, item: str | None = None,
-                     at: dt.datetime | None = None, *, by: str = "staff", sms_signature: str = "") -> BroadcastPlan:
-    """Store a broadcast; when due now, its outbox rows are written in the same transaction."""
+                     at: dt.datetime | None = None, *, by: str = "staff", sms_signature: str = "",
+                     sms_text: str | None = None, center: str | None = None) -> BroadcastPlan:
+    """Store a broadcast; when due now, its outbox rows are written in the same transaction.
+
+    ``sms_text``: what SMS subscribers get instead of ``text``.  Raises ValueError — before
+    anything is written — when the text is empty or too long, or SMS cannot carry it (the
+    dry run's warning).
+    """
     current = now()
     send_at = at or current
     scheduled = send_at > current
-    body = _message_text(text)
+    texts = _texts(text, sms_text, center)
     with store.session() as session:
-        broadcast = Broadcast(text=body, department=department, item_code=item, send_at=send_at,
+        plan = _plan(texts, _recipients(session, department, item), department, item, send_at, scheduled, None,
+                     sms_signature)
+        if plan.warnings:
+            raise ValueError(plan.warnings[0])
+        broadcast = Broadcast(text=texts.text, sms_text=texts.sms_text, department=department, item_code=item,
+                              send_at=send_at,
                               status=(BroadcastStatus.SCHEDULED if scheduled else BroadcastStatus.QUEUED).value,
                               created_at=current, created_by=by[:128], recipients=0)
         session.add(broadcast)
         session.flush()
-        plan = _plan(session, body, department, item, send_at, scheduled, broadcast.id, sms_signature)
         if not scheduled:
             broadcast.recipients = _materialize(session, broadcast, current)
-    return plan
+    return replace(plan, broadcast_id=broadcast.id)
 
 
 def release_due_broadcasts(store: Store, at: dt.datetime | None = None) -> int:

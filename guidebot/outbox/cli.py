@@ -1,6 +1,6 @@
 """Staff commands for everything guidebot sends on its own; ``guidebot/cli.py`` calls :func:`register`.
 
-    guidebot broadcast --text TEXT [--department D] [--item CODE] [--at TIME] [--dry-run]
+    guidebot broadcast --text TEXT [--sms-text SHORT] [--department D] [--item CODE] [--at TIME] [--dry-run]
     guidebot outbox status
     guidebot outbox run [--once] [--quiet-hours 21:00-08:00]
     guidebot stats [--since DATE]
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 def register(subparsers: Any) -> None:
     broadcast = subparsers.add_parser("broadcast", help="群发通知给订阅者（默认避开 21:00–08:00）")
     broadcast.add_argument("--text", required=True, help="通知内容")
+    broadcast.add_argument("--sms-text", default=None,
+                           help="短信订阅者收到的较短内容（默认同 --text）；模板短信网关（aliyun）最多 35 字")
     broadcast.add_argument("--department", default=None, help="只发给订阅了该部门（或全部）通知的人")
     broadcast.add_argument("--item", default=None, help="只发给订阅了该事项（编码）、其部门或全部通知的人")
     broadcast.add_argument("--at", default=None, help="定时发送，如 2025-12-05 09:00（存于数据库，重启不丢）")
@@ -85,15 +87,15 @@ def cmd_broadcast(args: argparse.Namespace) -> int:
     store = _open_store()
     try:
         if args.dry_run:
-            plan = dry_run(store, args.text, department, item, at, sms_signature=signature)
+            plan = dry_run(store, args.text, department, item, at, sms_signature=signature, sms_text=args.sms_text)
             print("试运行，未发送：")
         else:
             plan = create_broadcast(store, args.text, department, item, at, by=args.by or getpass.getuser(),
-                                    sms_signature=signature)
+                                    sms_signature=signature, sms_text=args.sms_text)
             when = f"定时 {plan.send_at:%Y-%m-%d %H:%M}" if plan.scheduled else "已排队"
             print(f"群发 #{plan.broadcast_id}：{when}（免打扰时段 21:00–08:00 内顺延）")
     except ValueError as error:
-        print(error)
+        print(f"未发送：{error}")
         return 1
     finally:
         store.close()

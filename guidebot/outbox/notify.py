@@ -17,7 +17,6 @@ subscription ends by itself.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy import and_, or_, select
@@ -25,6 +24,7 @@ from sqlalchemy import and_, or_, select
 from guidebot.cases.importer import StatusChange
 from guidebot.cases.lookup import _next_step
 from guidebot.cases.statuses import CaseStatus
+from guidebot.outbox.broadcast import template_only_gateway
 from guidebot.outbox.models import Priority, Subscription
 from guidebot.outbox.queue import NewMessage, enqueue
 from guidebot.outbox.ratings import arm_case_rating, case_rating_prompt
@@ -80,7 +80,7 @@ def _fit(text: str, limit: int = TEMPLATE_PARAM_CHARS) -> str:
 
 def _notice_for(channel: str, case: Case, item_name: str) -> str:
     """Free text everywhere, except SMS through a template-only cloud gateway."""
-    if channel == "sms" and os.environ.get("GUIDEBOT_SMS_GATEWAY", "kannel").strip().lower() == "aliyun":
+    if channel == "sms" and template_only_gateway():
         return template_notice_text(case)
     return notice_text(case, item_name)
 
