@@ -273,3 +273,4 @@ def test_bad_pushes(guidebot_url: tuple[str, MemoryStore, Sink], body: bytes, st
 def test_pushes_without_the_secret_are_refused(guidebot_url: tuple[str, MemoryStore, Sink]) -> None:
     url, _store, _sink = guidebot_url
     assert push(url, "/sms/aliyun/inbound", [], secret="wrong-secret-000").status_code == 403
+    assert push(url, "/sms/aliyun/report", [], secret="wrong-secret-000").status_code == 403

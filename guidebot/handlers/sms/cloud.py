@@ -356,15 +356,21 @@ class AliyunChannel:
             Route(REPORT_PATH, self.report, methods=["POST"], name="sms-aliyun-report"),
         ]
 
-    async def inbound(self, request: Request) -> Response:
+    async def _pushed_items(self, request: Request, what: str) -> list[dict[str, Any]] | Response:
+        """The items of a push from the provider, or the response refusing it (403, 4xx)."""
         refused = check_access(request, self.settings)
         if refused is not None:
             return refused
         try:
-            items = _json_array(await read_body(request, 1024 * 1024))
+            return _json_array(await read_body(request, 1024 * 1024))
         except BadRequest as error:
-            log.warning("sms: bad aliyun inbound push: %s", error.message)
+            log.warning("sms: bad aliyun %s push: %s", what, error.message)
             return error.response()
+
+    async def inbound(self, request: Request) -> Response:
+        items = await self._pushed_items(request, "inbound")
+        if isinstance(items, Response):
+            return items
         for item in items:
             sender = normalize(str(item.get("phone_number", "")), self.settings.region)
             content = item.get("content")
@@ -389,14 +395,9 @@ class AliyunChannel:
         return JSONResponse({"code": 0, "msg": "接收成功"})
 
     async def report(self, request: Request) -> Response:
-        refused = check_access(request, self.settings)
-        if refused is not None:
-            return refused
-        try:
-            items = _json_array(await read_body(request, 1024 * 1024))
-        except BadRequest as error:
-            log.warning("sms: bad aliyun report push: %s", error.message)
-            return error.response()
+        items = await self._pushed_items(request, "report")
+        if isinstance(items, Response):
+            return items
         for item in items:
             provider_id = str(item.get("out_id") or item.get("biz_id") or "")[:100]
             if not provider_id:
