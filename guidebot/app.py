@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -10,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from guidebot.dialog.engine import DialogEngine, MemoryStore, StateStore
-from guidebot.knowledge.catalog import Catalog
+from guidebot.dialog.replies import Inbound, Reply
+from guidebot.knowledge.catalog import Catalog, Item
 from guidebot.knowledge.export import catalog_to_yaml
 from guidebot.knowledge.importer import load_bundled_catalog, load_catalog
 from guidebot.knowledge.lexicon import Lexicon, bundled_lexicon, load_synonym_file
 from guidebot.knowledge.matching import CatalogIndex
-from guidebot.settings import Settings
+from guidebot.settings import Settings, SettingsError
 
 
 def load_configured_catalog(settings: Settings) -> Catalog:
@@ -109,12 +111,49 @@ def _case_dialogs(store: object, catalog: Catalog) -> list:
     return [CaseFlow.build(store, catalog)]
 
 
+RATING_PROMPT_ENV = "GUIDEBOT_RATING_PROMPT"
+CHANNELS = frozenset({"telegram", "sms", "console"})
+# "这个回答有帮助吗？" after answers, by default only where it costs nothing and reads naturally:
+# - telegram: one tap on an inline button, free;
+# - sms: off — the prompt is one more billed segment on every answer;
+# - console (`guidebot chat`): off — that is a clerk trying answers out, and their taps would be
+#   counted among citizens' 好差评 in /stats.
+DEFAULT_RATING_PROMPT = frozenset({"telegram"})
+_ALL = ("on", "all", "1", "true", "yes")
+_NONE = ("off", "none", "0", "false", "no")
+
+
+def rating_prompt_channels(value: str | None) -> frozenset[str]:
+    """The channels that ask "这个回答有帮助吗？" after an answer, from GUIDEBOT_RATING_PROMPT:
+    unset → telegram; ``on``/``all`` → every channel; ``off``/``none`` → none; else a list such as
+    ``telegram,console``. A name that is no channel is a SettingsError (a typo must not silently
+    turn the prompt off)."""
+    text = (value or "").strip().lower()
+    if not text:
+        return DEFAULT_RATING_PROMPT
+    if text in _ALL:
+        return CHANNELS
+    if text in _NONE:
+        return frozenset()
+    names = frozenset(name for name in re.split(r"[\s,，;；]+", text) if name)
+    unknown = sorted(names - CHANNELS)
+    if unknown:
+        raise SettingsError(f"{RATING_PROMPT_ENV}: unknown channel {', '.join(unknown)} (use on, off or a list of "
+                            f"{', '.join(sorted(CHANNELS))}, e.g. telegram,console)")
+    return names
+
+
 def _outbox_dialogs(store: Any, index: CatalogIndex) -> tuple[list, Callable | None]:
-    """Subscriptions (订阅 / 退订) and 好差评 ratings; "这个回答有帮助吗？" after each answer only with
-    GUIDEBOT_RATING_PROMPT=on (it adds a message to every answer; ratings at case completion always)."""
+    """Subscriptions (订阅 / 退订) and 好差评 ratings, and the answer hook that asks "这个回答有帮助吗？"
+    on the channels GUIDEBOT_RATING_PROMPT names (ratings at case completion are always invited)."""
     from guidebot.outbox.ratings import RatingFlow
     from guidebot.outbox.subscriptions import SubscriptionFlow, item_finder
 
     ratings = RatingFlow(store)
-    ask = os.environ.get("GUIDEBOT_RATING_PROMPT", "off").strip().lower() in ("1", "on", "true", "yes")
-    return [SubscriptionFlow(store, index.catalog, item_finder(index)), ratings], ratings.on_answer if ask else None
+    channels = rating_prompt_channels(os.environ.get(RATING_PROMPT_ENV))
+
+    def ask_after_answer(inbound: Inbound, item: Item) -> list[Reply]:
+        return ratings.on_answer(inbound, item) if inbound.channel in channels else []
+
+    dialogs = [SubscriptionFlow(store, index.catalog, item_finder(index)), ratings]
+    return dialogs, ask_after_answer if channels else None

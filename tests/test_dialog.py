@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from guidebot.dialog.engine import distinguishing_labels
 from guidebot.dialog.replies import Choices
 from tests.conftest import Conversation
+
+SMALL = Path(__file__).parent / "data" / "small.yaml"
 
 
 def test_general_question_gets_the_whole_guide_in_one_message(small_chat: Conversation) -> None:
@@ -164,3 +168,53 @@ def test_field_answer_adds_the_guides_faq_on_that_point(bundled_chat: Conversati
     reply = bundled_chat.say("那要多久？")
     assert "【办理时限】" in reply
     assert "问：身份证多久能拿到" in reply and "60 日内" in reply
+
+
+# -- "这个回答有帮助吗？" per channel (GUIDEBOT_RATING_PROMPT) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "asking"),
+    [
+        (None, {"telegram"}),  # the default: buttons on Telegram are free; an SMS segment is not
+        ("off", set()),
+        ("on", {"telegram", "sms", "console"}),
+        ("telegram, console", {"telegram", "console"}),
+        ("sms", {"sms"}),
+    ],
+    ids=["default", "off", "on", "list", "sms-only"],
+)
+def test_the_rating_prompt_after_an_answer_is_asked_per_channel(
+        tmp_path, monkeypatch: pytest.MonkeyPatch, setting: str | None, asking: set[str]) -> None:
+    from guidebot.app import build
+    from guidebot.dialog.replies import Inbound
+    from guidebot.settings import Settings
+
+    if setting is None:
+        monkeypatch.delenv("GUIDEBOT_RATING_PROMPT", raising=False)
+    else:
+        monkeypatch.setenv("GUIDEBOT_RATING_PROMPT", setting)
+    bot = build(Settings.load(environ={"GUIDEBOT_DATA_DIR": str(tmp_path), "GUIDEBOT_CATALOG": str(SMALL)}))
+    try:
+        asked = set()
+        for channel in ("telegram", "sms", "console"):
+            replies = bot.engine.handle(Inbound(channel=channel, sender="77", text="结婚登记要带什么"))
+            text = "\n".join(reply.plain() for reply in replies)
+            assert "【结婚登记】" in text
+            if "这个回答有帮助吗" in text:
+                asked.add(channel)
+            # and never beside a numbered menu of situations, where "1" must mean one thing
+            menu = "\n".join(r.plain() for r in bot.engine.handle(Inbound(channel=channel, sender="77",
+                                                                           text="食品经营许可")))
+            assert "其他情况" in menu and "这个回答有帮助吗" not in menu
+        assert asked == asking
+    finally:
+        bot.store.close()  # type: ignore[attr-defined]
+
+
+def test_a_mistyped_rating_prompt_channel_is_a_settings_error() -> None:
+    from guidebot.app import rating_prompt_channels
+    from guidebot.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="unknown channel telegarm"):
+        rating_prompt_channels("telegarm,sms")

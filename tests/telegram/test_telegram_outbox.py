@@ -7,15 +7,12 @@ dispatcher sends what was queued through `TelegramSender` to the same fake.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import func, select
 
-from guidebot.app import build
 from guidebot.handlers.telegram.sender import TelegramSender
 from guidebot.outbox.dispatcher import Dispatcher
 from guidebot.outbox.models import MessageStatus, OutboxMessage, Rating, RecipientStop
@@ -25,9 +22,7 @@ from tests.telegram.conftest import (
     Harness,
     buttons,
     choice_for,
-    make_settings,
     most_in_any_second,
-    running,
     text_of,
 )
 from tests.telegram.fake_bot_api import TOKEN, FakeBotAPI
@@ -238,30 +233,18 @@ async def test_a_broadcast_quoting_the_invitation_gets_no_buttons(polling: Harne
     assert "reply_markup" not in broadcast
 
 
-@pytest_asyncio.fixture
-async def rating_prompts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                         fake_api: FakeBotAPI) -> AsyncIterator[Harness]:
-    monkeypatch.setenv("GUIDEBOT_RATING_PROMPT", "on")
-    bot = build(make_settings(tmp_path, fake_api.base_url))
-    try:
-        async with running(fake_api, bot) as harness:
-            yield harness
-    finally:
-        bot.store.close()  # type: ignore[attr-defined]
-
-
-async def test_rating_buttons_after_an_answer(rating_prompts: Harness) -> None:
-    answer, prompt = await rating_prompts.say("办身份证要带什么材料")
+async def test_rating_buttons_after_an_answer_by_default(polling: Harness) -> None:
+    answer, prompt = await polling.say("办身份证要带什么材料")
     assert "居民户口簿" in answer["text"]
     assert prompt["text"] == "这个回答有帮助吗？请评价："
     assert [label for label, _ in buttons(prompt)] == ["1. 非常满意", "2. 满意", "3. 基本满意", "4. 不满意",
                                                       "5. 非常不满意"]
     _, number = choice_for([prompt], "满意")
-    [thanks] = await rating_prompts.press(prompt, number)
+    [thanks] = await polling.press(prompt, number)
     assert thanks["text"].startswith("感谢您的评价")
-    edited = rating_prompts.fake.messages[(1001, prompt["message_id"])]
+    edited = polling.fake.messages[(1001, prompt["message_id"])]
     assert edited["text"].endswith("✅ 已选择：2. 满意") and "reply_markup" not in edited
-    store = rating_prompts.guidebot.store
+    store = polling.guidebot.store
     assert isinstance(store, Store)
     with store.session() as session:
         assert session.execute(select(Rating.subject, Rating.item_code, Rating.level)).all() == [

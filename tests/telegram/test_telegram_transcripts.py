@@ -32,8 +32,9 @@ async def test_start_and_help_are_in_chinese(polling: Harness) -> None:
 
 
 async def test_a_question_is_answered_and_a_section_button_asks_the_follow_up(polling: Harness) -> None:
-    [answer] = await polling.say("办身份证要带什么材料")
+    answer, rating = await polling.say("办身份证要带什么材料")
     assert "居民户口簿" in answer["text"] and "近期免冠照片" in answer["text"]
+    assert rating["text"] == "这个回答有帮助吗？请评价："  # on by default on Telegram: a tap, free
     shortcuts = buttons(answer)
     assert ("收费", "收费") in shortcuts and ("材料", "材料") not in shortcuts  # not the section just shown
 

@@ -89,8 +89,8 @@ async def test_an_update_is_answered_before_the_200(webhook: Server) -> None:
     update = webhook.fake.make_message_update("办身份证要带什么材料", CITIZEN)
     response = await webhook.post(update)
     assert response.status_code == 200
-    [answer] = webhook.fake.sent(CITIZEN)  # already there: 200 means processed, not queued
-    assert "居民户口簿" in answer["text"]
+    answer, rating = webhook.fake.sent(CITIZEN)  # already there: 200 means processed, not queued
+    assert "居民户口簿" in answer["text"] and rating["text"] == "这个回答有帮助吗？请评价："
 
 
 @pytest.mark.parametrize("secret", [None, "", "wrong", SECRET + "x", SECRET[:-1]],
@@ -150,7 +150,7 @@ async def test_the_same_update_three_times_is_answered_once(webhook: Server) -> 
     update = webhook.fake.make_message_update("结婚登记收费吗", CITIZEN)
     statuses = [(await webhook.post(update)).status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
-    assert len(webhook.fake.sent(CITIZEN)) == 1
+    assert len(webhook.fake.sent(CITIZEN)) == 2  # the answer and its rating buttons, once
 
 
 async def test_the_same_update_three_times_at_once_is_answered_once(webhook: Server) -> None:
@@ -166,7 +166,7 @@ async def test_the_same_update_three_times_at_once_is_answered_once(webhook: Ser
     update = webhook.fake.make_message_update("结婚登记收费吗", CITIZEN)
     responses = await asyncio.gather(*(webhook.post(update) for _ in range(3)))
     assert [r.status_code for r in responses] == [200, 200, 200]
-    assert len(webhook.fake.sent(CITIZEN)) == 1
+    assert len(webhook.fake.sent(CITIZEN)) == 2  # the answer and its rating buttons, once
 
 
 async def test_an_engine_failure_is_500_and_the_redelivery_is_answered(webhook: Server) -> None:
@@ -183,10 +183,10 @@ async def test_an_engine_failure_is_500_and_the_redelivery_is_answered(webhook: 
     assert (await webhook.post(update)).status_code == 500
     assert webhook.fake.sent(CITIZEN) == []  # no apology: Telegram delivers it again
     assert (await webhook.post(update)).status_code == 200
-    [answer] = webhook.fake.sent(CITIZEN)
+    answer, _rating = webhook.fake.sent(CITIZEN)
     assert "不收费" in answer["text"]
     assert (await webhook.post(update)).status_code == 200
-    assert len(webhook.fake.sent(CITIZEN)) == 1
+    assert len(webhook.fake.sent(CITIZEN)) == 2
 
 
 async def test_a_clarification_by_button_over_the_webhook(webhook: Server) -> None:
