@@ -6,5 +6,6 @@
 - `webhook.py` — the starlette route and lifespan `guidebot serve` mounts;
 - `sender.py` — `TelegramSender`, the outbox's sender within Telegram's rate limits;
 - `ratings.py` — 好差评 buttons under a case's final notice, and what a press of one does;
+- `shared.py` — update ids and /broadcast drafts kept in the store, shared by every process of the bot;
 - `cli.py` — the `guidebot telegram` command.
 """
