@@ -208,8 +208,9 @@ class Dispatcher:
 
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        self._takes_reference = {
-            channel: "reference" in inspect.signature(sender.send).parameters
+        # Optional keywords a sender may take: the row id, and which attempt at the row this is.
+        self._keywords = {
+            channel: {"reference", "attempt"} & set(inspect.signature(sender.send).parameters)
             for channel, sender in self.senders.items()
         }
 
@@ -372,10 +373,13 @@ class Dispatcher:
             late.append(message)
             return
         try:
-            if self._takes_reference.get(message.channel):
-                call = sender.send(message.recipient, message.text, reference=str(message.id))  # type: ignore[call-arg]
-            else:
-                call = sender.send(message.recipient, message.text)
+            keywords = self._keywords.get(message.channel, set())
+            extra: dict[str, object] = {}
+            if "reference" in keywords:
+                extra["reference"] = str(message.id)
+            if "attempt" in keywords:
+                extra["attempt"] = message.attempts
+            call = sender.send(message.recipient, message.text, **extra)  # type: ignore[call-arg]
             async with asyncio.timeout(self.send_timeout):  # no extra task: the send starts right away
                 result = await call
         except TimeoutError:

@@ -29,7 +29,13 @@ class SendResult:
 
 
 class Sender(Protocol):
-    """Sends one outbox message to one recipient of one channel."""
+    """Sends one outbox message to one recipient of one channel.
+
+    ``send`` may also take keywords, which the dispatcher then passes: ``reference`` (the outbox
+    row id, e.g. for delivery reports) and ``attempt`` (1 for the first try of the row; more when
+    an earlier try timed out or its dispatcher died before recording it, so the message may
+    already have gone — a sender that can ask the channel should, see ``AliyunSender``).
+    """
 
     channel: str
     max_per_second: float  # the channel's overall rate limit

@@ -3,12 +3,15 @@
 It checks what the real service checks — the RPC signature (computed here independently of
 guidebot's code, following the provider's documented recipe), the common parameters, that the
 template code is registered and that TemplateParam carries exactly its variables — records every
-accepted message, and can be told to answer the next call with a given error code.
+accepted message, answers QuerySendDetails from those records, and can be told to answer the next
+call with a given error code, or to accept the next message and answer too late.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -38,6 +41,10 @@ COMMON = ("AccessKeyId", "Action", "Format", "RegionId", "SignatureMethod", "Sig
           "Timestamp", "Version")
 
 
+def beijing_today() -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=8)).strftime("%Y%m%d")
+
+
 def _pop_encode(value: str) -> str:
     return quote_plus(value, encoding="utf-8").replace("+", "%20").replace("*", "%2A").replace("%7E", "~")
 
@@ -56,6 +63,7 @@ class Sent:
     params: dict[str, str]
     out_id: str
     biz_id: str
+    send_date: str = ""  # yyyyMMdd, Beijing time, as QuerySendDetails is asked
 
 
 @dataclass
@@ -64,6 +72,9 @@ class FakeAliyun:
     failures: list[str] = field(default_factory=list)
     nonces: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Accept the next SendSms, then answer only after this many seconds (the answer gets lost).
+    stall_after_accept: float = 0.0
+    queries: int = 0
 
     def fail_next(self, code: str) -> None:
         self.failures.append(code)
@@ -74,6 +85,8 @@ class FakeAliyun:
     async def endpoint(self, request: Request) -> JSONResponse:
         raw = (await request.body()).decode("utf-8") if request.method == "POST" else request.url.query
         params = dict(parse_qsl(raw, keep_blank_values=True))
+        if params.get("Action") == "QuerySendDetails":
+            return self._query(params, request.method)
         error = self._check(params, request.method)
         if error is not None:
             code, status = error
@@ -84,8 +97,28 @@ class FakeAliyun:
                 return JSONResponse({"Code": code, "Message": f"fake {code}", "RequestId": "req-fail"})
             biz_id = f"{len(self.sent) + 1:06d}^0"
             self.sent.append(Sent(params["PhoneNumbers"], params["TemplateCode"], json.loads(params["TemplateParam"]),
-                                  params.get("OutId", ""), biz_id))
+                                  params.get("OutId", ""), biz_id, beijing_today()))
+            stall, self.stall_after_accept = self.stall_after_accept, 0.0
+        if stall:
+            await asyncio.sleep(stall)
         return JSONResponse({"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": "req-ok"})
+
+    def _query(self, params: dict[str, str], method: str) -> JSONResponse:
+        """QuerySendDetails: the messages sent to one number on one day (the documented JSON shape)."""
+        missing = [name for name in (*COMMON, "PhoneNumber", "SendDate", "PageSize", "CurrentPage", "Signature")
+                   if not params.get(name)]
+        if missing:
+            return JSONResponse({"Code": f"MissingParameter.{missing[0]}", "RequestId": "req-err"}, status_code=400)
+        if not hmac.compare_digest(params["Signature"], expected_signature(params, KEY_SECRET, method)):
+            return JSONResponse({"Code": "SignatureDoesNotMatch", "RequestId": "req-err"}, status_code=400)
+        with self.lock:
+            self.queries += 1
+            records = [{"PhoneNum": s.phone, "SendStatus": 3, "ErrCode": "DELIVERED", "TemplateCode": s.template_code,
+                        "Content": json.dumps(s.params, ensure_ascii=False), "SendDate": s.send_date,
+                        "OutId": s.out_id}
+                       for s in self.sent if s.phone == params["PhoneNumber"] and s.send_date == params["SendDate"]]
+        return JSONResponse({"Code": "OK", "Message": "OK", "RequestId": "req-q", "TotalCount": len(records),
+                             "SmsSendDetailDTOs": {"SmsSendDetailDTO": records[:int(params["PageSize"])]}})
 
     def _check(self, params: dict[str, str], method: str) -> tuple[str, int] | None:
         missing = [name for name in (*COMMON, "PhoneNumbers", "SignName", "TemplateCode", "Signature")

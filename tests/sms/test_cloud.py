@@ -51,6 +51,7 @@ def provider() -> Iterator[tuple[FakeAliyun, str]]:
 def fake(provider: tuple[FakeAliyun, str]) -> FakeAliyun:
     provider[0].sent.clear()
     provider[0].failures.clear()
+    provider[0].stall_after_accept, provider[0].queries = 0.0, 0
     return provider[0]
 
 
@@ -70,11 +71,11 @@ def settings(provider: tuple[FakeAliyun, str]) -> SmsSettings:
 
 
 def send(settings: SmsSettings, recipient: str, text: str, store: MemoryStore | None = None,
-         reference: str = "") -> SendResult:
+         reference: str = "", attempt: int = 1) -> SendResult:
     async def run() -> SendResult:
         async with AliyunSender(settings, stops=StopList(store) if store else None,
                                 limiter=RateLimiter(1000)) as sender:
-            return await sender.send(recipient, text, reference=reference)
+            return await sender.send(recipient, text, reference=reference, attempt=attempt)
     return asyncio.run(run())
 
 
@@ -130,6 +131,27 @@ def test_a_notice_goes_as_the_notice_template(settings: SmsSettings, fake: FakeA
     result = send(settings, PHONE, render_template("notice", center="区政务服务中心", content="本周六上午照常办公。"))
     assert result.outcome is SendOutcome.SENT
     assert fake.sent[0].template_code == "SMS_1004"
+
+
+def test_a_second_attempt_the_provider_already_accepted_is_not_sent_again(settings: SmsSettings,
+                                                                         fake: FakeAliyun) -> None:
+    text = render_template("case_done", case_no="SX1", window="3号窗口")
+    assert send(settings, PHONE, text, reference="41").outcome is SendOutcome.SENT
+    assert fake.queries == 0  # a first attempt asks nothing
+    again = send(settings, PHONE, text, reference="41", attempt=2)  # its outcome was lost
+    assert again.outcome is SendOutcome.SENT and again.provider_id == "41"
+    assert [s.out_id for s in fake.sent] == ["41"] and fake.queries == 1
+    other = send(settings, PHONE, text, reference="42", attempt=2)  # an earlier try that never arrived
+    assert other.outcome is SendOutcome.SENT
+    assert [s.out_id for s in fake.sent] == ["41", "42"] and fake.queries == 3  # today, then yesterday
+
+
+def test_when_the_records_cannot_be_read_it_is_sent_again(settings: SmsSettings, fake: FakeAliyun) -> None:
+    text = render_template("case_done", case_no="SX1", window="3号窗口")
+    send(settings, PHONE, text, reference="41")
+    result = send(replace(settings, aliyun_key_secret="wrong"), PHONE, text, reference="41", attempt=2)
+    assert result.outcome is SendOutcome.RETRY  # the query was refused, so it tried to send (and was refused)
+    assert fake.queries == 0 and len(fake.sent) == 1
 
 
 def test_free_text_is_refused_not_sent(settings: SmsSettings, fake: FakeAliyun) -> None:

@@ -19,6 +19,10 @@ notice             ${center}通知：${content}
 reply_received     您的短信已收到。办事咨询请致电${phone}，办公时间${hours}。
 =================  ===========================================================================
 
+Sending again: ``SendSms`` is not idempotent, so when the outbox tries a row again (an earlier
+attempt timed out or its dispatcher died unrecorded), :class:`AliyunSender` first looks for the
+row's ``OutId`` in the provider's send records (``QuerySendDetails``) and does not send it twice.
+
 Every parameter is at most 35 characters (Aliyun's limit for a variable). Replies to a citizen's
 own SMS can only be ``reply_received`` (the dialog's answer is free text), which is why Kannel —
 free text, any length — is the gateway for the conversation and the cloud provider is for notices.
@@ -248,8 +252,11 @@ class AliyunSender:
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
 
-    async def send(self, recipient: str, text: str, *, reference: str = "") -> SendResult:
-        """Send a text made by :func:`render_template` as its template."""
+    async def send(self, recipient: str, text: str, *, reference: str = "", attempt: int = 1) -> SendResult:
+        """Send a text made by :func:`render_template` as its template.
+
+        ``reference`` (the outbox row id) goes as ``OutId``; on a later ``attempt`` of the same
+        row the provider's records are asked first (:meth:`already_accepted`)."""
         body = text.strip()
         if self.settings.signature and body.startswith(self.settings.signature):
             body = body[len(self.settings.signature):]
@@ -258,10 +265,10 @@ class AliyunSender:
             return SendResult(SendOutcome.FAILED, error="no approved SMS template produces this text "
                               "(make it with guidebot.handlers.sms.cloud.render_template)")
         template, params = matched
-        return await self.send_template(recipient, template.name, params, reference=reference)
+        return await self.send_template(recipient, template.name, params, reference=reference, attempt=attempt)
 
     async def send_template(self, recipient: str, name: str, params: Mapping[str, str], *,
-                            reference: str = "") -> SendResult:
+                            reference: str = "", attempt: int = 1) -> SendResult:
         number = normalize_recipient(recipient, self.settings.region)
         if number is None:
             return SendResult(SendOutcome.STOPPED, error="invalid mobile number")
@@ -273,28 +280,22 @@ class AliyunSender:
         if not code:
             return SendResult(SendOutcome.FAILED, error=f"no template code for {name!r} in GUIDEBOT_ALIYUN_TEMPLATES")
         provider_id = reference or self._new_id()
-        request = {
-            "AccessKeyId": self.settings.aliyun_key_id,
-            "Action": "SendSms",
-            "Format": "JSON",
+        phone = for_gateway(number, "national", self.settings.region).lstrip("+")
+        if attempt > 1 and reference and await self.already_accepted(phone, reference):
+            # SendSms is not idempotent; the provider's advice is to look before sending again.
+            log.info("sms: aliyun %s to %s: accepted on an earlier attempt, not sent again", name, masked(number))
+            return SendResult(SendOutcome.SENT, provider_id=provider_id)
+        request = self._signed("SendSms", {
             "OutId": provider_id,
-            "PhoneNumbers": for_gateway(number, "national", self.settings.region).lstrip("+"),
-            "RegionId": self.settings.aliyun_region,
+            "PhoneNumbers": phone,
             "SignName": self.settings.aliyun_sign_name,
-            "SignatureMethod": "HMAC-SHA1",
-            "SignatureNonce": uuid.uuid4().hex,
-            "SignatureVersion": "1.0",
             "TemplateCode": code,
             "TemplateParam": json.dumps(dict(params), ensure_ascii=False, separators=(",", ":")),
-            "Timestamp": self._now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "Version": API_VERSION,
-        }
-        request["Signature"] = sign_request(request, self.settings.aliyun_key_secret, "POST")
+        })
         await self.limiter.acquire(1)
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=SEND_TIMEOUT)
+        client = self._http()
         try:
-            response = await self._client.post(self.settings.aliyun_url, data=request)
+            response = await client.post(self.settings.aliyun_url, data=request)
         except httpx.TimeoutException:
             return SendResult(SendOutcome.RETRY, provider_id=provider_id, error="provider timeout")
         except httpx.HTTPError as error:
@@ -313,6 +314,55 @@ class AliyunSender:
             result = _outcome(code_answer, message, provider_id)
         log.info("sms: aliyun %s to %s: %s %s", name, masked(number), result.outcome.value, result.error)
         return result
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=SEND_TIMEOUT)
+        return self._client
+
+    def _signed(self, action: str, params: Mapping[str, str]) -> dict[str, str]:
+        """An RPC request: the common parameters, ``params``, and the signature over all of them."""
+        request = {
+            "AccessKeyId": self.settings.aliyun_key_id,
+            "Action": action,
+            "Format": "JSON",
+            "RegionId": self.settings.aliyun_region,
+            "SignatureMethod": "HMAC-SHA1",
+            "SignatureNonce": uuid.uuid4().hex,
+            "SignatureVersion": "1.0",
+            "Timestamp": self._now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Version": API_VERSION,
+            **params,
+        }
+        request["Signature"] = sign_request(request, self.settings.aliyun_key_secret, "POST")
+        return request
+
+    async def already_accepted(self, phone: str, out_id: str) -> bool:
+        """Whether the provider's send records (QuerySendDetails) for ``phone``, today or yesterday
+        (Beijing time), hold a message with this ``OutId``.
+
+        Asked only when the outbox sends a row again (its earlier attempt timed out, or its
+        dispatcher died before writing the outcome). Any doubt — the query fails or answers
+        something unexpected — is False: the message is sent again rather than lost.
+        """
+        today = (self._now().astimezone(dt.UTC) + dt.timedelta(hours=8)).date()
+        client = self._http()
+        for day in (today, today - dt.timedelta(days=1)):
+            request = self._signed("QuerySendDetails", {"PhoneNumber": phone, "SendDate": day.strftime("%Y%m%d"),
+                                                        "PageSize": "50", "CurrentPage": "1"})
+            try:
+                answer = (await client.post(self.settings.aliyun_url, data=request)).json()
+                if answer.get("Code") != "OK":
+                    log.warning("sms: aliyun send records unavailable (%s): sending again",
+                                mask_text(str(answer.get("Code")))[:80])
+                    return False
+                records = (answer.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []
+            except (httpx.HTTPError, ValueError, AttributeError) as error:
+                log.warning("sms: aliyun send records unavailable (%s): sending again", type(error).__name__)
+                return False
+            if any(isinstance(record, dict) and str(record.get("OutId", "")) == out_id for record in records):
+                return True
+        return False
 
 
 # -- callbacks ---------------------------------------------------------------------------------
