@@ -132,7 +132,8 @@ def _senders(settings: Settings, store: Any) -> dict[str, Any]:
 
         # A malformed token is a clear SettingsError here, not an endless series of retries later.
         config = TelegramConfig.load(settings)
-        senders["telegram"] = TelegramSender(config.token, config.base_url)
+        # With the store the sender tells a rating invitation by its outbox row, not by its wording.
+        senders["telegram"] = TelegramSender(config.token, config.base_url, store=store)
     if os.environ.get("GUIDEBOT_SMS_GATEWAY") or os.environ.get("GUIDEBOT_KANNEL_USER"):
         from guidebot.handlers.sms.routes import build_sender
         from guidebot.handlers.sms.settings import SmsSettings
