@@ -88,6 +88,19 @@ def test_out_of_scope_is_unknown(bundled_index: CatalogIndex, message: str) -> N
     assert bundled_index.match(message).decision is Decision.UNKNOWN
 
 
+def test_a_place_in_a_long_story_is_background(bundled_index: CatalogIndex) -> None:
+    """上海的社保卡在哪补 is about Shanghai; a story that passes through 深圳 still asks here."""
+    story = "我每年都要拉蜂子到外地去放，去年在陕西被人家查，说要有养蜂证，我之前有个证但是过期了，现在咋个弄"
+    assert bundled_index.match(story).decision is not Decision.UNKNOWN
+    assert bundled_index.match("上海的社保卡在哪补").decision is Decision.UNKNOWN
+
+
+def test_a_document_the_catalog_names_is_never_foreign(bundled_index: CatalogIndex) -> None:
+    """养蜂证 is in 养蜂证换证 however jieba cuts that name."""
+    result = bundled_index.match("我之前有个养蜂证但是过期了，现在咋个弄")
+    assert "养蜂证换证" in {s.item.name for s in result.choices}
+
+
 def test_digits_are_never_fuzzy_matched(bundled_index: CatalogIndex) -> None:
     """A case number beside words matches the words only; digits alone match nothing."""
     plain = bundled_index.match("结婚登记")

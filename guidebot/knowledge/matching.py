@@ -88,6 +88,7 @@ UNSEEN_WORD_WEIGHT = 0.5
 # A synonym phrase of this many characters or more is also found with up to GAP_CHARS others put
 # between its parts (看不见学按摩 in 看不见，想学个按摩); a shorter one only as written.
 GAPPED_MIN_LENGTH = 4
+ELSEWHERE_MAX_LENGTH = 30
 GAP_CHARS = 4
 FOREIGN_THING_WEIGHT = 1.5
 SITUATION_WORD_WEIGHT = 0.4
@@ -221,6 +222,16 @@ class CatalogIndex:
                 word_df[token] += 1
         self._word_df = dict(word_df)
         self._joined = ["|".join(texts) for texts in self._texts]
+        # Every run of up to five characters ending in 证/照/卡/费 inside a name: the documents and
+        # fees the catalog itself names (养蜂证 in 养蜂证换证), whatever jieba makes of the name.
+        self._named_things = {
+            text[max(0, end - length) : end + 1]
+            for texts in self._texts
+            for text in texts
+            for end, ch in enumerate(text)
+            if ch in _THING_ENDINGS
+            for length in range(1, 5)
+        }
         self._situations = [
             frozenset(kind for kind, (marks, _) in SITUATIONS.items() if any(m in names[0] for m in marks))
             for names in self._name_texts
@@ -486,7 +497,7 @@ class CatalogIndex:
                 thing = word
             else:
                 continue
-            known = (thing in self._word_df or thing in self._vocabulary or thing in self._synonym_index
+            known = (thing in self._named_things or thing in self._vocabulary or thing in self._synonym_index
                      or field_words.search(thing))
             end = begin + len(thing)
             inside_phrase = any(b < end and begin < e and (b < begin or e > end) for b, e, _ in phrases)
@@ -627,8 +638,11 @@ class CatalogIndex:
         return query, scored[:top]
 
     def about_elsewhere(self, text: str) -> bool:
-        """True when the message is about another place's services (北京积分落户, 上海的社保卡)."""
-        if not any(place in text for place in self._other_places):
+        """True when the message is about another place's services (北京积分落户, 上海的社保卡).
+
+        A long message that names a place is telling its story (去年在陕西被查, 在深圳打工): the
+        place is background there, not where the service is wanted."""
+        if len(text) > ELSEWHERE_MAX_LENGTH or not any(place in text for place in self._other_places):
             return False
         return not any(word in text for word in _TIES_HERE + self._home)
 
