@@ -63,6 +63,14 @@ def test_clarify_choice_out_of_range(small_chat: Conversation) -> None:
     assert "请回复 1 到 2 之间的数字" in small_chat.say("9")
 
 
+def test_what_the_center_does_not_handle_is_named_in_the_reply(bundled_chat: Conversation) -> None:
+    """银行卡 and 上海 are out of reach: the citizen is told so, not asked to rephrase."""
+    card = bundled_chat.say("银行卡密码忘了咋个办")
+    assert "“银行卡”的事不在" in card and "换个说法" not in card
+    elsewhere = bundled_chat.say("上海的社保卡在哪补")
+    assert "“上海”的事不在" in elsewhere
+
+
 def test_item_without_guide_says_so_and_gives_the_phone(small_chat: Conversation) -> None:
     reply = small_chat.say("无犯罪记录证明怎么开")
     assert "无犯罪记录证明" in reply and "010-12345678" in reply

@@ -170,7 +170,7 @@ class DialogEngine:
             self._log(inbound, raw, result, None)
             return [self._clarify(result, state)]
         self._log(inbound, raw, result, None)
-        return [self._unknown(long_note)]
+        return [self._unknown(long_note, result.outside)]
 
     # ------------------------------------------------------------------ pieces
 
@@ -249,15 +249,22 @@ class DialogEngine:
             return [Reply.text("事项目录已更新，请重新描述您要办的事。")]
         return self._answer(item, Field(state.choice_field), state, inbound)
 
-    def _unknown(self, long_note: bool) -> Reply:
+    def _unknown(self, long_note: bool, outside: tuple[str, ...] = ()) -> Reply:
         center = self.catalog.center
         lines = []
         if long_note:
             lines.append(f"您的消息较长（超过 {MAX_MESSAGE_CHARS} 字），我只读了开头部分。")
+        if outside:
+            # Say what is out of reach, so the citizen goes to the right place rather than rephrasing.
+            named = "、".join(f"“{word}”" for word in outside)
+            lines.append(f"抱歉，{named}的事不在{center.name}的办理事项里，请向相关单位或当地政务服务部门咨询。")
+        else:
+            lines += [
+                "抱歉，我没有找到与您的问题对应的办理事项。",
+                "您可以换个说法，说说要办什么事，例如“办身份证要带什么”；",
+            ]
         lines += [
-            "抱歉，我没有找到与您的问题对应的办理事项。",
-            "您可以换个说法，说说要办什么事，例如“办身份证要带什么”；",
-            f"也可以致电中心咨询：{center.phone}（{center.hours}）。",
+            f"{'如有疑问，' if outside else '也可以'}致电中心咨询：{center.phone}（{center.hours}）。",
             "您的问题已记录，工作人员会据此完善服务。",
         ]
         return Reply.text(*lines)

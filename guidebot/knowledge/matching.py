@@ -60,6 +60,8 @@ class MatchResult:
     ranked: tuple[Scored, ...]  # the best candidates, best first, whatever the decision
     main_item: str = ""  # set when the choices are situations of one main item
     corrected: str = ""  # the message as read after typo correction
+    # unknown: what the message named that this center does not handle (银行卡, 签证, 上海), for the reply
+    outside: tuple[str, ...] = ()
 
     @property
     def items(self) -> tuple[Item, ...]:
@@ -650,8 +652,13 @@ class CatalogIndex:
         query, ranked = self.rank(message, top=max(top, 20))
         shown = tuple(ranked[: max(top, MAX_CHOICES)])
         weak = not ranked or ranked[0].query_coverage < MIN_QUERY_COVERAGE or ranked[0].score < MIN_SCORE
-        if weak or self.about_elsewhere(query.text):
-            return MatchResult(Decision.UNKNOWN, query.field, (), shown, corrected=query.text)
+        elsewhere = self.about_elsewhere(query.text)
+        if weak or elsewhere:
+            outside = [unit.text for unit in query.units if unit.foreign]
+            if elsewhere:
+                outside += [place for place in self._other_places if place in query.text]
+            return MatchResult(Decision.UNKNOWN, query.field, (), shown, corrected=query.text,
+                               outside=tuple(dict.fromkeys(outside)))
         best = ranked[0]
         # A weak winner is no winner: below SURE_SCORE, every candidate near it is offered instead.
         margin = TIE_MARGIN if best.score >= SURE_SCORE else UNSURE_MARGIN
