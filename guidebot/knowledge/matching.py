@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -87,13 +87,12 @@ NEAR_HOMOPHONE_MAX = 4  # longer near-homophones are rare and costly to look for
 # Weights of the kinds of evidence in a message.
 CONCEPT_WEIGHT = 1.0
 UNSEEN_WORD_WEIGHT = 0.5
+FOREIGN_THING_WEIGHT = 1.5  # 银行卡, 签证: counted in full against every item, beyond UNMATCHED_CAP
+SITUATION_WORD_WEIGHT = 0.4  # 想关掉, 要改: a citizen's word for a situation the catalog does not use
 # A synonym phrase of this many characters or more is also found with up to GAP_CHARS others put
 # between its parts (看不见学按摩 in 看不见，想学个按摩); a shorter one only as written.
 GAPPED_MIN_LENGTH = 4
-ELSEWHERE_MAX_LENGTH = 30
 GAP_CHARS = 4
-FOREIGN_THING_WEIGHT = 1.5
-SITUATION_WORD_WEIGHT = 0.4
 SINGLE_CHAR_FACTOR = 0.25
 UNMATCHED_CAP = 1.0
 MIN_EVIDENCE = 0.45
@@ -145,6 +144,7 @@ OTHER_PLACES = (
     "郑州", "苏州", "东莞", "昆明", "贵阳", "南充", "达州", "遂宁", "绵阳", "德阳", "宜宾", "泸州", "乐山", "眉山",
     "内江", "自贡", "资阳", "巴中", "雅安", "攀枝花", "渝中", "渝北",
 )
+ELSEWHERE_MAX_LENGTH = 30  # a longer message naming a place is telling its story, see about_elsewhere
 _TIES_HERE = ("回来", "回老家", "回到", "转回", "迁回", "这边", "这里", "本地", "你们", "我们这", "转到", "迁到",
               "迁入", "过来", "转入", "迁来", "落户到", "户口在")
 # Words for documents, cards and fees: one the catalog never names (银行卡, 签证, 房产证) says the message is
@@ -459,7 +459,7 @@ class CatalogIndex:
         residual = _DIGITS.sub(" ", residual)
         # 想关掉, 要改, 转过来: the citizen's word for a situation is evidence for the items that
         # name it (注销, 变更, 转移).
-        for begin, end in _find_phrases(residual, _SITUATION_SAYS_BY_LENGTH):
+        for begin, end in _phrase_spans(residual, _SITUATION_SAYS, _SITUATION_SAY_LENGTHS):
             say = residual[begin:end]
             weight = self._word_weight(say) if say in self._word_df else SITUATION_WORD_WEIGHT
             query.units.append(_Unit(alternatives=(say, *_SITUATION_SAYS[say]), weight=weight, text=say))
@@ -509,19 +509,9 @@ class CatalogIndex:
 
     def _find_synonyms(self, text: str) -> list[tuple[int, int, list[Synonym]]]:
         """Longest-first, non-overlapping synonym phrases in the message."""
-        hits = [
-            (start, start + length)
-            for length in self._say_lengths
-            for start in range(0, len(text) - length + 1)
-            if text[start : start + length] in self._synonym_index
-        ]
-        found: list[tuple[int, int, list[Synonym]]] = []
         taken = [False] * len(text)
-        for start, end in hits:  # longest first, then leftmost
-            if not any(taken[start:end]):
-                found.append((start, end, self._synonym_index[text[start:end]]))
-                for i in range(start, end):
-                    taken[i] = True
+        found = [(start, end, self._synonym_index[text[start:end]])
+                 for start, end in _phrase_spans(text, self._synonym_index, self._say_lengths, taken)]
         # 看不见学按摩 in 眼睛看不见，想学个按摩: a long phrase with a few words put between its parts.
         for start, ch in enumerate(text):
             if taken[start]:
@@ -704,22 +694,22 @@ _SITUATION_SAYS: dict[str, tuple[str, ...]] = {}
 for _marks, _says in SITUATIONS.values():
     for _say in _says:
         _SITUATION_SAYS[_say] = tuple(dict.fromkeys((*_SITUATION_SAYS.get(_say, ()), *_marks)))
-_SITUATION_SAYS_BY_LENGTH = sorted(_SITUATION_SAYS, key=len, reverse=True)
+_SITUATION_SAY_LENGTHS = sorted({len(say) for say in _SITUATION_SAYS}, reverse=True)
 
 
-def _find_phrases(text: str, phrases_longest_first: Sequence[str]) -> list[tuple[int, int]]:
-    """Spans of the given phrases in the text, longest first, never overlapping."""
-    taken = [c == " " for c in text]
+def _phrase_spans(text: str, phrases: Container[str], lengths: Sequence[int],
+                  taken: list[bool] | None = None) -> list[tuple[int, int]]:
+    """Spans of known phrases in the text: longest first, then leftmost, never overlapping one
+    another or a position already `taken` (updated in place). `lengths`: the phrase lengths, longest first."""
+    taken = taken if taken is not None else [False] * len(text)
     spans: list[tuple[int, int]] = []
-    for phrase in phrases_longest_first:
-        start = text.find(phrase)
-        while start >= 0:
-            end = start + len(phrase)
-            if not any(taken[start:end]):
+    for length in lengths:
+        for start in range(0, len(text) - length + 1):
+            end = start + length
+            if text[start:end] in phrases and not any(taken[start:end]):
                 spans.append((start, end))
                 for i in range(start, end):
                     taken[i] = True
-            start = text.find(phrase, start + 1)
     return sorted(spans)
 
 
