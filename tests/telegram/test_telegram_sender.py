@@ -33,7 +33,7 @@ def arrivals(fake: FakeBotAPI, chat_id: int | None = None) -> list[float]:
             if chat_id is None or int(call.params["chat_id"]) == chat_id]
 
 
-def test_it_is_an_outbox_sender() -> None:
+async def test_it_is_an_outbox_sender() -> None:
     telegram = TelegramSender(TOKEN, "http://127.0.0.1:9/bot")
     assert isinstance(telegram, TelegramSender)
     checked: Sender = telegram  # the Protocol the dispatcher calls
