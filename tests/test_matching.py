@@ -167,6 +167,8 @@ def _overall(index: CatalogIndex, path: Path) -> dict[str, float]:
         ("guangan_index", "holdout", {"resolved": 87.0, "right": 67.0, "declined": 96.0, "wrong_max": 8.5}),
         ("bundled_index", "holdout2", {"resolved": 91.5, "right": 70.0, "declined": 85.0, "wrong_max": 8.0}),
         ("guangan_index", "holdout2", {"resolved": 91.5, "right": 66.0, "declined": 88.0, "wrong_max": 7.5}),
+        ("bundled_index", "holdout3", {"resolved": 82.5, "right": 63.5, "declined": 73.0, "wrong_max": 15.5}),
+        ("guangan_index", "holdout3", {"resolved": 82.0, "right": 60.0, "declined": 76.5, "wrong_max": 15.5}),
     ],
 )
 def test_evaluation_set_floors(request: pytest.FixtureRequest, index_fixture: str, questions: str,
