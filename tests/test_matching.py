@@ -96,9 +96,10 @@ def test_a_place_in_a_long_story_is_background(bundled_index: CatalogIndex) -> N
 
 
 def test_a_document_the_catalog_names_is_never_foreign(bundled_index: CatalogIndex) -> None:
-    """养蜂证 is in 养蜂证换证 however jieba cuts that name."""
+    """养蜂证 is in 养蜂证换证 however jieba cuts that name; 办证 is a verb and its object, no document."""
     result = bundled_index.match("我之前有个养蜂证但是过期了，现在咋个弄")
     assert "养蜂证换证" in {s.item.name for s in result.choices}
+    assert bundled_index.match("宠物狗办证").best.name == "犬类准养证核发"
 
 
 def test_digits_are_never_fuzzy_matched(bundled_index: CatalogIndex) -> None:

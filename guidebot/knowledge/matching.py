@@ -150,6 +150,8 @@ _TIES_HERE = ("回来", "回老家", "回到", "转回", "迁回", "这边", "�
 # Words for documents, cards and fees: one the catalog never names (银行卡, 签证, 房产证) says the message is
 # about something else, however well the rest of it fits an item.
 _THING_ENDINGS = ("证", "照", "卡", "费")
+# 办证, 领证, 交费: a verb and its object name no document, whatever jieba's dictionary says.
+_THING_VERBS = frozenset("办领拿发考换补开上取交缴收退续要")
 _CASE_NUMBER = re.compile(r"[a-z0-9-]{8,}")
 _DIGITS = re.compile(r"\d+")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -500,7 +502,7 @@ class CatalogIndex:
             else:
                 continue
             known = (thing in self._named_things or thing in self._vocabulary or thing in self._synonym_index
-                     or field_words.search(thing))
+                     or field_words.search(thing) or (len(thing) == 2 and thing[0] in _THING_VERBS))
             end = begin + len(thing)
             inside_phrase = any(b < end and begin < e and (b < begin or e > end) for b, e, _ in phrases)
             if not known and not inside_phrase and self._tokenizer.FREQ.get(word, 0) >= EVERYDAY_WORD_FREQ:
