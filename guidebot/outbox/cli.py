@@ -127,7 +127,7 @@ def _senders(settings: Settings, store: Any) -> dict[str, Any]:
     """The channel senders that are configured (Telegram token, SMS gateway)."""
     senders: dict[str, Any] = {}
     if settings.telegram_token:
-        from guidebot.handlers.telegram.bot import TelegramConfig
+        from guidebot.handlers.telegram.config import TelegramConfig
         from guidebot.handlers.telegram.sender import TelegramSender
 
         # A malformed token is a clear SettingsError here, not an endless series of retries later.

@@ -27,7 +27,8 @@ def cmd_telegram(args: argparse.Namespace) -> int:
     from telegram.error import InvalidToken, NetworkError
 
     from guidebot.app import build
-    from guidebot.handlers.telegram.bot import TelegramConfig, install_log_masking, run_polling
+    from guidebot.handlers.telegram.bot import run_polling
+    from guidebot.handlers.telegram.config import TelegramConfig, install_log_masking
 
     settings = Settings.load()
     config = TelegramConfig.load(settings)  # a missing or malformed token: SettingsError, a clear message

@@ -58,7 +58,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from guidebot.handlers.telegram.bot import DEFAULT_BASE_URL, TelegramConfig, normalize_base_url
+from guidebot.handlers.telegram.config import DEFAULT_BASE_URL, TelegramConfig, normalize_base_url
 from guidebot.handlers.telegram.ratings import case_rating_keyboard, might_invite, rating_invitation
 from guidebot.handlers.telegram.render import MAX_MESSAGE_LENGTH, split_lines
 from guidebot.outbox.sender import SendOutcome, SendResult

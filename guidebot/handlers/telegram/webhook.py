@@ -49,13 +49,8 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application
 
 from guidebot.app import Guidebot
-from guidebot.handlers.telegram.bot import (
-    ALLOWED_UPDATES,
-    TelegramConfig,
-    build_application,
-    handlers_of,
-    install_log_masking,
-)
+from guidebot.handlers.telegram.bot import ALLOWED_UPDATES, build_application, handlers_of
+from guidebot.handlers.telegram.config import TelegramConfig, install_log_masking
 from guidebot.handlers.telegram.shared import Claim, SharedState, UpdateLedger
 
 __all__ = ["MAX_BODY_BYTES", "SECRET_HEADER", "WEBHOOK_PATH", "TelegramWebhook", "lifespan", "routes"]
