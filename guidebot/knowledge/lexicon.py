@@ -84,14 +84,6 @@ def _as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def parse_synonyms(doc: object) -> tuple[Synonym, ...]:
-    """The entries of a bundled synonym document (a ValueError names the first bad entry)."""
-    try:
-        return read_synonym_entries(doc)
-    except CatalogError as error:
-        raise ValueError(f"synonyms: {error.errors[0]}") from None
-
-
 def load_synonym_file(path: Path, catalog: Catalog | None = None) -> tuple[Synonym, ...]:
     """A center's own synonym file, all of it valid, or CatalogError listing every problem.
 
@@ -122,7 +114,7 @@ def bundled_lexicon() -> Lexicon:
     # synonyms.yaml, then synonyms-*.yaml (one file per area, so the table can grow by parts).
     for entry in sorted((e for e in data.iterdir() if e.name.startswith("synonyms") and e.name.endswith(".yaml")),
                         key=lambda e: e.name):
-        synonyms += parse_synonyms(yaml.safe_load(entry.read_text(encoding="utf-8")))
+        synonyms += read_synonym_entries(yaml.safe_load(entry.read_text(encoding="utf-8")), entry.name)
     stop_file = data / "stopwords.txt"
     stopwords: set[str] = set(BUILTIN_STOPWORDS)
     if stop_file.is_file():
