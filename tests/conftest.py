@@ -6,6 +6,7 @@ data directory or database.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from guidebot.dialog.engine import DialogEngine, MemoryStore
 from guidebot.dialog.replies import Inbound, Reply
 from guidebot.knowledge.catalog import Catalog
 from guidebot.knowledge.importer import load_bundled_catalog, load_catalog
+from guidebot.knowledge.lexicon import Lexicon, bundled_lexicon
 from guidebot.knowledge.matching import CatalogIndex
 
 DATA = Path(__file__).parent / "data"
@@ -50,6 +52,22 @@ def bundled_index(bundled_catalog: Catalog) -> CatalogIndex:
 @pytest.fixture(scope="session")
 def guangan_index() -> CatalogIndex:
     return CatalogIndex(load_catalog(REPO / "guidebot" / "data" / "guangan-items.csv"))
+
+
+def _words_only() -> Lexicon:
+    """The bundled lexicon without example asks: for tests of a rule about words, which the asks
+    would often get right their own way and so hide the rule's absence."""
+    return replace(bundled_lexicon(), item_asks=(), outside=())
+
+
+@pytest.fixture(scope="session")
+def bundled_words_index(bundled_catalog: Catalog) -> CatalogIndex:
+    return CatalogIndex(bundled_catalog, _words_only())
+
+
+@pytest.fixture(scope="session")
+def guangan_words_index() -> CatalogIndex:
+    return CatalogIndex(load_catalog(REPO / "guidebot" / "data" / "guangan-items.csv"), _words_only())
 
 
 class Conversation:

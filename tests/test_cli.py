@@ -37,7 +37,7 @@ def test_match_writes_one_json_line_per_message(tmp_path: Path) -> None:
 
 
 def test_match_clarify_lists_the_choices(tmp_path: Path) -> None:
-    result = run("match", "--top", "5", stdin="残疾人补贴\n", data_dir=tmp_path)
+    result = run("match", "--top", "5", stdin="营业执照变更\n", data_dir=tmp_path)
     line = json.loads(result.stdout)
     assert line["decision"] == "clarify" and len(line["items"]) == 2 == len(line["scores"])
 

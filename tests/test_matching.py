@@ -18,7 +18,6 @@ ANSWERS = [
     ("户口薄丢了", "户口登记", Field.ALL),
     ("残急人证怎么办", "残疾人证新办", Field.ALL),
     ("社宝卡", "社会保障卡申领", Field.ALL),
-    ("想开个小饭馆要办什么证", "食品小经营店备案发放", Field.ALL),
     ("开饭店的证", "食品(含保健食品)经营许可核发", Field.ALL),
     ("个体户执照", "个体工商户设立登记", Field.ALL),
     ("孩子刚出生怎么上户口", "户口登记", Field.ALL),
@@ -49,10 +48,17 @@ def test_a_main_item_without_a_situation_means_the_first_one(bundled_index: Cata
     assert result.best.name == "食品(含保健食品)经营许可核发"
 
 
-def test_ambiguous_sub_items_ask_which_situation(bundled_index: CatalogIndex) -> None:
-    result = bundled_index.match("残疾人补贴")
+def test_a_document_of_several_kinds_of_business_asks_which(bundled_index: CatalogIndex) -> None:
+    result = bundled_index.match("营业执照变更")
     assert result.decision is Decision.CLARIFY
-    assert {s.item.name for s in result.choices} == {"重度残疾人护理补贴", "困难残疾人生活补贴"}
+    assert {s.item.name for s in result.choices} == {"个体工商户变更登记（备案）", "公司变更登记"}
+
+
+def test_a_small_eatery_may_need_either_food_licence(bundled_index: CatalogIndex) -> None:
+    """小饭馆: a 小经营店 备案 or a full 食品经营许可, by its size — the citizen is asked, not guessed for."""
+    result = bundled_index.match("想开个小饭馆要办什么证")
+    assert result.decision is Decision.CLARIFY
+    assert {"食品小经营店备案发放", "食品(含保健食品)经营许可核发"} <= {s.item.name for s in result.choices}
 
 
 def test_a_citizens_word_for_a_situation_counts_for_the_items_named_by_it(bundled_index: CatalogIndex) -> None:
@@ -102,9 +108,9 @@ def test_a_document_the_catalog_names_is_never_foreign(bundled_index: CatalogInd
     assert bundled_index.match("宠物狗办证").best.name == "犬类准养证核发"
 
 
-def test_a_verb_and_its_object_is_no_foreign_document(guangan_index: CatalogIndex) -> None:
+def test_a_verb_and_its_object_is_no_foreign_document(guangan_words_index: CatalogIndex) -> None:
     """办证 (to get a licence) names no document, even in a catalog whose names never say 办证."""
-    result = guangan_index.match("我在菜市场卖了十几年菜，一直没办证，市场的人说要办营业执照，不晓得咋个弄")
+    result = guangan_words_index.match("我在菜市场卖了十几年菜，一直没办证，市场的人说要办营业执照，不晓得咋个弄")
     assert "个体工商户设立登记" in {s.item.name for s in result.choices}, result.ranked[:3]
 
 
@@ -116,20 +122,23 @@ def test_digits_are_never_fuzzy_matched(bundled_index: CatalogIndex) -> None:
     assert bundled_index.match("2025092600001").ranked == ()
 
 
-def test_a_long_synonym_phrase_is_found_with_words_put_between_its_parts(bundled_index: CatalogIndex) -> None:
+def test_a_long_synonym_phrase_is_found_with_words_put_between_its_parts(bundled_words_index: CatalogIndex) -> None:
     """户口本上的出生日期写错了 holds 出生日期错 with a word inside it; spread over a whole sentence, it is not."""
     # Found, 出生日期错 outweighs the 退休 in the story; read word by word, 退休 is offered first.
-    result = bundled_index.match("户口本上的出生日期写错了一年，办退休对不上，要去改")
+    words_only = bundled_words_index
+    result = words_only.match("户口本上的出生日期写错了一年，办退休对不上，要去改")
     assert {s.item.name for s in result.choices} == {"户口变更", "户口登记项目内容变更更正证明"}, result.choices
-    spread = bundled_index.match("出生的那天日子好，期末考试错了")
+    spread = words_only.match("出生的那天日子好，期末考试错了")
     assert spread.decision is Decision.UNKNOWN and "户口" not in spread.ranked[0].item.name
 
 
-def test_arrears_and_queries_are_situations_too(bundled_index: CatalogIndex) -> None:
-    """补交 and 查一下 pick the 补缴 and 查询 items among their siblings."""
-    result = bundled_index.match("维修资金想查一下")
+@pytest.mark.parametrize("index_fixture", ["bundled_index", "bundled_words_index"])
+def test_arrears_and_queries_are_situations_too(request: pytest.FixtureRequest, index_fixture: str) -> None:
+    """补交 and 查一下 pick the 补缴 and 查询 items among their siblings, by the words and with the asks."""
+    index: CatalogIndex = request.getfixturevalue(index_fixture)
+    result = index.match("维修资金想查一下")
     assert result.best is not None and result.best.name == "住宅专项维修资金查询"
-    paid = bundled_index.match("城乡居民养老保险想补交")
+    paid = index.match("城乡居民养老保险想补交")
     assert "城乡居民基本养老保险费补缴申报" in {s.item.name for s in paid.choices}, paid.choices
 
 
@@ -169,14 +178,14 @@ def _overall(index: CatalogIndex, path: Path) -> dict[str, float]:
 @pytest.mark.parametrize(
     ("index_fixture", "questions", "floors"),
     [
-        ("bundled_index", "questions", {"resolved": 96.0, "right": 81.0, "declined": 96.0, "wrong_max": 3.0}),
-        ("guangan_index", "questions", {"resolved": 95.5, "right": 76.5, "declined": 98.0, "wrong_max": 3.2}),
-        ("bundled_index", "holdout", {"resolved": 88.5, "right": 71.0, "declined": 96.0, "wrong_max": 7.5}),
-        ("guangan_index", "holdout", {"resolved": 87.0, "right": 67.0, "declined": 96.0, "wrong_max": 8.5}),
-        ("bundled_index", "holdout2", {"resolved": 91.5, "right": 70.0, "declined": 85.0, "wrong_max": 8.0}),
-        ("guangan_index", "holdout2", {"resolved": 91.5, "right": 66.0, "declined": 88.0, "wrong_max": 7.5}),
-        ("bundled_index", "holdout3", {"resolved": 82.5, "right": 63.5, "declined": 73.0, "wrong_max": 15.5}),
-        ("guangan_index", "holdout3", {"resolved": 82.0, "right": 60.0, "declined": 76.5, "wrong_max": 15.5}),
+        ("bundled_index", "questions", {"resolved": 97.0, "right": 90.5, "declined": 96.0, "wrong_max": 2.0}),
+        ("guangan_index", "questions", {"resolved": 97.0, "right": 89.0, "declined": 96.0, "wrong_max": 2.0}),
+        ("bundled_index", "holdout", {"resolved": 93.0, "right": 85.5, "declined": 92.5, "wrong_max": 5.0}),
+        ("guangan_index", "holdout", {"resolved": 93.0, "right": 85.5, "declined": 96.0, "wrong_max": 4.5}),
+        ("bundled_index", "holdout2", {"resolved": 93.5, "right": 81.5, "declined": 85.5, "wrong_max": 7.0}),
+        ("guangan_index", "holdout2", {"resolved": 93.5, "right": 81.0, "declined": 85.5, "wrong_max": 6.5}),
+        ("bundled_index", "holdout3", {"resolved": 91.0, "right": 76.0, "declined": 83.0, "wrong_max": 7.5}),
+        ("guangan_index", "holdout3", {"resolved": 91.0, "right": 77.5, "declined": 86.5, "wrong_max": 7.0}),
     ],
 )
 def test_evaluation_set_floors(request: pytest.FixtureRequest, index_fixture: str, questions: str,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from guidebot.knowledge.asks import ItemAsks, OutsideTopic, read_item_asks, read_outside_topics
 from guidebot.knowledge.catalog import Catalog
 from guidebot.knowledge.importer import CatalogError, RowError
 from guidebot.knowledge.normalize import compact, name_variants, normalize
@@ -30,6 +31,8 @@ class Synonym:
 class Lexicon:
     synonyms: tuple[Synonym, ...]
     stopwords: frozenset[str]
+    item_asks: tuple[ItemAsks, ...] = ()
+    outside: tuple[OutsideTopic, ...] = ()
 
     @property
     def phrases(self) -> set[str]:
@@ -122,7 +125,17 @@ def bundled_lexicon() -> Lexicon:
             word = compact(line.split("#", 1)[0])
             if word:
                 stopwords.add(word)
-    return Lexicon(synonyms=synonyms, stopwords=frozenset(stopwords))
+    item_asks: tuple[ItemAsks, ...] = ()
+    outside: tuple[OutsideTopic, ...] = ()
+    examples = data / "examples"
+    if examples.is_dir():
+        for entry in sorted((e for e in examples.iterdir() if e.name.endswith(".yaml")), key=lambda e: e.name):
+            doc = yaml.safe_load(entry.read_text(encoding="utf-8"))
+            if entry.name.startswith("outside"):
+                outside += read_outside_topics(doc, entry.name)
+            else:
+                item_asks += read_item_asks(doc, entry.name)
+    return Lexicon(synonyms=synonyms, stopwords=frozenset(stopwords), item_asks=item_asks, outside=outside)
 
 
 # The minimum filler set, so that matching stays sane even without stopwords.txt.

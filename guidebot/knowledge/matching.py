@@ -10,7 +10,10 @@ How a message is read:
 5. retrieve candidates with BM25 over words and characters, plus every item a concept or a name hits;
 6. score each candidate by how much of the message it explains (query coverage, IDF-weighted) and
    how much of its own name the message mentions (name coverage). Both are fractions in [0, 1], so
-   one set of thresholds holds for a catalog of 20 items and of 100,000.
+   one set of thresholds holds for a catalog of 20 items and of 100,000;
+7. add the support of the item's example asks (asks.py): messages citizens send about it, however
+   far from its name (想开个小饭馆 → 食品经营许可). Asks about what the center does not handle
+   (小车驾照, 公积金) decline the message, naming the thing, when no item is as near.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 from pypinyin import lazy_pinyin
 from rapidfuzz.distance import LCSseq
 
+from guidebot.knowledge.asks import AskIndex, AskMatch
 from guidebot.knowledge.catalog import Catalog, Item
 from guidebot.knowledge.fields import FIELD_WORDS as field_words
 from guidebot.knowledge.fields import Field, detect_field
@@ -50,6 +54,8 @@ class Scored:
     score: float  # up to 1 + EXACT_NAME_BONUS: a name written out in full ranks above a paraphrase
     query_coverage: float
     name_coverage: float
+    support: float = 0.0  # how near the example asks of this item are (asks.py)
+    support_bonus: float = 0.0  # what that support added to the score
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,15 @@ EXACT_FULL_LENGTH = 20
 SYNONYM_NAME_FACTOR = 0.85
 UNASKED_SITUATION_PENALTY = 0.06
 ASKED_SITUATION_BONUS = 0.08
+# Example asks (asks.py): an item's support is the similarity of its nearest asks, summed by rank.
+ASK_CANDIDATES = 10
+ASK_MIN = 0.5  # support below this is the noise of shared everyday words
+ASK_SCALE = 0.6
+OUTSIDE_SUPPORT_MIN = 0.6  # support of a thing the center does not do, to decline for it …
+OUTSIDE_WORDS_MAX = 0.9  # … and no item is named by the message's own words
+OUTSIDE_MARGIN = 0.1  # … when no item's asks are about as near
+DISAGREE_MIN_LENGTH = 10  # a shorter message is contained in too many asks for them to disagree with its words
+DISAGREE_GAP = 0.3  # support by which the nearest asks' item must beat the winner's to be offered too
 # The situations that tell an item from its siblings (食品经营许可 核发/变更/延续/注销 …): the words of
 # item names that mark each one, and the words citizens use for it. "new" marks nothing unasked:
 # it is what a citizen means when they name no situation at all.
@@ -194,6 +209,8 @@ class _Query:
     units: list[_Unit] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     situations: frozenset[str] = frozenset()
+    asked: dict[int, AskMatch] = field(default_factory=dict)  # the nearest example ask per item position
+    outside_ask: tuple[str, AskMatch] | None = None  # the nearest ask about a thing the center does not do
 
 
 class CatalogIndex:
@@ -259,6 +276,9 @@ class CatalogIndex:
         self._pinyin_index, self._initials_index = self._build_pinyin_index()
         self._home = _home_places(catalog.center.name + catalog.center.address)
         self._other_places = tuple(p for p in OTHER_PLACES if not any(p in h or h in p for h in self._home))
+        self._whole_names = {text for texts in self._texts for text in texts}
+        self._position = {id(item): position for position, item in enumerate(self.items)}
+        self._asks = AskIndex([item.name for item in self.items], self.lexicon.item_asks, self.lexicon.outside)
 
     # ------------------------------------------------------------------ building
 
@@ -621,13 +641,30 @@ class CatalogIndex:
         score -= UNASKED_SITUATION_PENALTY * len(situations - query.situations - exempt)
         if situations & query.situations:
             score += ASKED_SITUATION_BONUS
-        return Scored(self.items[position], max(score, 0.0), query_coverage, name_coverage)
+        # Asks like this message were asked of this item: evidence beyond the words of its name.
+        ask = query.asked.get(position)
+        support = ask.similarity if ask is not None else 0.0
+        # Only for the situation the message asks (补交: not 参保登记), or for a new one when it asks
+        # none (残疾人证: not 换领): asks about one topic share its words whatever situation they ask.
+        asked_for = situations & query.situations if query.situations else not situations - {"new"}
+        support_bonus = ASK_SCALE * (support - ASK_MIN) if support >= ASK_MIN and asked_for else 0.0
+        if support_bonus:
+            score += support_bonus
+            query_coverage = max(query_coverage, support)
+        return Scored(self.items[position], max(score, 0.0), query_coverage, name_coverage, support, support_bonus)
 
     def rank(self, message: str, top: int = 10) -> tuple[_Query, list[Scored]]:
         query = self._read(message)
         if not query.units:
             return query, []
-        scored = [self._score(p, query) for p in self._candidates(query)]
+        if query.text not in self._whole_names:
+            # A message that is just a name (食品经营许可) says nothing the asks could add to.
+            found = self._asks.search(query.text)
+            query.asked, query.outside_ask = found.items, found.outside
+        candidates = self._candidates(query)
+        nearest = sorted(query.asked, key=lambda p: -query.asked[p].similarity)[:ASK_CANDIDATES]
+        candidates.update(p for p in nearest if query.asked[p].similarity >= ASK_MIN)
+        scored = [self._score(p, query) for p in candidates]
         scored.sort(key=lambda s: (-s.score, -s.name_coverage, not s.item.has_guide, len(s.item.name)))
         return query, scored[:top]
 
@@ -640,28 +677,59 @@ class CatalogIndex:
             return False
         return not any(word in text for word in _TIES_HERE + self._home)
 
+    def _declines(self, query: _Query, ranked: Sequence[Scored]) -> bool:
+        """True when the message is nearer an ask about something the center does not do than any
+        ask of an item it does (小车驾驶证到期了 against 拖拉机驾驶证)."""
+        if query.outside_ask is None:
+            return False
+        outside = query.outside_ask[1].similarity
+        best_item = max((a.similarity for a in query.asked.values()), default=0.0)
+        named = bool(ranked) and ranked[0].score - ranked[0].support_bonus >= OUTSIDE_WORDS_MAX
+        return outside >= OUTSIDE_SUPPORT_MIN and outside >= best_item + OUTSIDE_MARGIN and not named
+
+    def _with_nearest_asked(self, query: _Query, ranked: Sequence[Scored], tied: list[Scored]) -> list[Scored]:
+        """The choices, with the item whose asks are nearest the message among them when its asks
+        are clearly nearer than the winner's: the words and the asks disagree, so the citizen chooses."""
+        if not query.asked or len(query.text) < DISAGREE_MIN_LENGTH:
+            return tied
+        position = max(query.asked, key=lambda p: query.asked[p].similarity)
+        support = query.asked[position].similarity
+        nearest = self.items[position]
+        if support < ASK_MIN or any(s.item is nearest for s in tied):
+            return tied
+        winner = query.asked.get(self._position[id(tied[0].item)])
+        if support - (winner.similarity if winner else 0.0) < DISAGREE_GAP:
+            return tied
+        found = next((s for s in ranked if s.item is nearest), None) or self._score(position, query)
+        return [*tied[: MAX_CHOICES - 1], found]
+
     def match(self, message: str, top: int = MAX_CHOICES) -> MatchResult:
         query, ranked = self.rank(message, top=max(top, 20))
         shown = tuple(ranked[: max(top, MAX_CHOICES)])
         weak = not ranked or ranked[0].query_coverage < MIN_QUERY_COVERAGE or ranked[0].score < MIN_SCORE
         elsewhere = self.about_elsewhere(query.text)
-        if weak or elsewhere:
+        declined = query.outside_ask if self._declines(query, ranked) else None
+        if weak or elsewhere or declined:
             outside = [unit.text for unit in query.units if unit.foreign]
             if elsewhere:
                 outside += [place for place in self._other_places if place in query.text]
+            if declined and not outside:
+                outside.append(declined[0])
             return MatchResult(Decision.UNKNOWN, query.field, (), shown, corrected=query.text,
                                outside=tuple(dict.fromkeys(outside)))
         best = ranked[0]
         # A weak winner is no winner: below SURE_SCORE, every candidate near it is offered instead.
         margin = TIE_MARGIN if best.score >= SURE_SCORE else UNSURE_MARGIN
         tied = [s for s in ranked if s.score >= best.score - margin and s.query_coverage >= MIN_QUERY_COVERAGE]
+        tied = self._with_nearest_asked(query, ranked, tied)
         if len(tied) == 1:
             return MatchResult(Decision.ANSWER, query.field, (best,), shown, corrected=query.text)
         mains = {s.item.main_item for s in tied}
         main_item = next(iter(mains)) if len(mains) == 1 and "" not in mains else ""
-        if main_item and not query.situations and "new" in self._situations_of[best.item.code]:
+        new_one = next((s for s in tied if "new" in self._situations_of[s.item.code]), None)
+        if main_item and not query.situations and new_one is not None:
             # Situations of one thing, none named: the new one is meant; the answer offers the rest.
-            return MatchResult(Decision.ANSWER, query.field, (best,), shown, corrected=query.text)
+            return MatchResult(Decision.ANSWER, query.field, (new_one,), shown, corrected=query.text)
         if not main_item:
             # Different things fit: offer each main item once (its best situation); the answer
             # then offers that item's other situations by number.

@@ -195,17 +195,17 @@ def test_chinese_question_comes_back_as_a_chinese_answer_in_concatenated_parts(s
 
 def test_a_choice_by_number_answers_the_chosen_item(stack: Stack) -> None:
     phone = "13800138002"
-    menu = stack.kannel.ask(phone, "营业执照怎么办")
+    menu = stack.kannel.ask(phone, "营业执照变更")
     assert "回复1 " in menu.text and "回复2 " in menu.text
     lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in menu.text.splitlines() if line.startswith("回复")}
     chosen = lines["回复2"]
     answer = stack.kannel.ask(phone, "2")
     assert chosen.split("（")[0][:4] in answer.text
-    assert answer.text == expected_pages(stack.index, "营业执照怎么办", "2")[0]
+    assert answer.text == expected_pages(stack.index, "营业执照变更", "2")[0]
     # Typed the way the menu reads ("回复1"), it works the same.
-    stack.kannel.ask(phone, "营业执照怎么办")
+    stack.kannel.ask(phone, "营业执照变更")
     literal = stack.kannel.ask(phone, "回复1")
-    assert literal.text == expected_pages(stack.index, "营业执照怎么办", "1")[0]
+    assert literal.text == expected_pages(stack.index, "营业执照变更", "1")[0]
 
 
 def test_case_lookup_with_its_second_factor(stack: Stack) -> None:

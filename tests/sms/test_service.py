@@ -42,22 +42,22 @@ def say(sms: SmsConversations, text: str, key: str = "") -> str:
 
 def test_the_engine_sees_the_sms_channel_and_its_state_is_kept_apart(sms: SmsConversations,
                                                                      store: MemoryStore) -> None:
-    say(sms, "营业执照怎么办")
+    say(sms, "营业执照变更")
     assert store.load_state(CHANNEL, PHONE)["choices"]  # the engine's own state, under "sms"
     assert set(store.load_state(SESSION_SLOT, PHONE)) == {"seen", "more"}
 
 
 def test_a_choice_by_number_works_as_on_any_channel(sms: SmsConversations, bundled_index: CatalogIndex) -> None:
-    menu = say(sms, "营业执照怎么办")
+    menu = say(sms, "营业执照变更")
     assert "回复1 " in menu
     direct = DialogEngine(bundled_index, MemoryStore())
-    direct.handle(Inbound("telegram", "1", "营业执照怎么办"))
+    direct.handle(Inbound("telegram", "1", "营业执照变更"))
     expected = direct.handle(Inbound("telegram", "1", "1"))[0].plain()
     assert say(sms, "1").split("\n")[0] == expected.split("\n")[0]
 
 
 def test_the_menu_typed_literally_works(sms: SmsConversations) -> None:
-    say(sms, "营业执照怎么办")
+    say(sms, "营业执照变更")
     assert "【" in say(sms, "回复 2")
 
 
