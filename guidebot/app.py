@@ -15,7 +15,7 @@ from guidebot.dialog.replies import Inbound, Reply
 from guidebot.knowledge.catalog import Catalog, Item
 from guidebot.knowledge.export import catalog_to_yaml
 from guidebot.knowledge.importer import load_bundled_catalog, load_catalog
-from guidebot.knowledge.lexicon import Lexicon, bundled_lexicon, load_synonym_file
+from guidebot.knowledge.lexicon import CenterWords, Lexicon, bundled_lexicon, load_synonym_file
 from guidebot.knowledge.matching import CatalogIndex
 from guidebot.settings import Settings, SettingsError
 
@@ -52,11 +52,11 @@ def configured_index(settings: Settings, catalog: Catalog | None = None) -> Cata
     return CatalogIndex(catalog or load_configured_catalog(settings), load_configured_lexicon(settings))
 
 
-def install_synonyms(source: Path, settings: Settings) -> tuple[int, Path]:
+def install_synonyms(source: Path, settings: Settings) -> tuple[CenterWords, Path]:
     """Check the center's synonym file against the catalog in use, then make it the one in use."""
-    entries = load_synonym_file(source, load_configured_catalog(settings))
+    words = load_synonym_file(source, load_configured_catalog(settings))
     target = _replace_data_file(settings, "synonyms.yaml", source.read_text(encoding="utf-8"))
-    return len(entries), target
+    return words, target
 
 
 def _replace_data_file(settings: Settings, name: str, text: str) -> Path:

@@ -75,8 +75,8 @@ def cmd_synonyms_check(args: argparse.Namespace) -> int:
     from guidebot.app import load_configured_catalog
     from guidebot.knowledge.lexicon import load_synonym_file
 
-    entries = load_synonym_file(Path(args.file), load_configured_catalog(_settings()))
-    print(f"{args.file}: {len(entries)} 条同义词，均能对应到事项名称；检查通过。")
+    words = load_synonym_file(Path(args.file), load_configured_catalog(_settings()))
+    print(f"{args.file}: {words.describe()}，均能对应到目录中的事项；检查通过。")
     return 0
 
 
@@ -84,8 +84,8 @@ def cmd_synonyms_import(args: argparse.Namespace) -> int:
     """Validate the center's own synonym file and, only if all of it is valid, put it in use."""
     from guidebot.app import install_synonyms
 
-    count, target = install_synonyms(Path(args.file), _settings())
-    print(f"已导入 {count} 条同义词 → {target}（重启机器人后生效）")
+    words, target = install_synonyms(Path(args.file), _settings())
+    print(f"已导入 {words.describe()} → {target}（重启机器人后生效）")
     return 0
 
 

@@ -51,7 +51,8 @@ class OutsideTopic:
     asks: tuple[str, ...]
 
 
-def read_item_asks(doc: object, source: str) -> tuple[ItemAsks, ...]:
+def read_item_asks(doc: object, source: str, item_names: set[str] | None = None) -> tuple[ItemAsks, ...]:
+    """The entries of one asks document; with `item_names` (compact), each item must be one of them."""
     entries = _entry_list(doc, source)
     found: list[ItemAsks] = []
     errors: list[RowError] = []
@@ -63,6 +64,9 @@ def read_item_asks(doc: object, source: str) -> tuple[ItemAsks, ...]:
         asks = _asks(entry.get("asks"))
         if not asks:
             errors.append(RowError(where, "asks", "缺少问法示例"))
+            continue
+        if item_names is not None and compact(str(entry["item"])) not in item_names:
+            errors.append(RowError(where, "item", f"“{entry['item']}”不是目录中的事项名称"))
             continue
         found.append(ItemAsks(str(entry["item"]).strip(), asks))
     if errors:

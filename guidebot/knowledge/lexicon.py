@@ -7,7 +7,6 @@ more file of the same format (`guidebot synonyms import`), checked against its c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
@@ -43,8 +42,23 @@ class Lexicon:
             words.update(synonym.means)
         return words
 
-    def extended(self, synonyms: Iterable[Synonym]) -> Lexicon:
-        return replace(self, synonyms=self.synonyms + tuple(synonyms))
+    def extended(self, words: CenterWords) -> Lexicon:
+        return replace(self, synonyms=self.synonyms + words.synonyms, item_asks=self.item_asks + words.item_asks,
+                       outside=self.outside + words.outside)
+
+
+@dataclass(frozen=True)
+class CenterWords:
+    """What one center adds to the bundled knowledge, in one file: synonyms (`entries`), real
+    messages as asks of the items they meant (`asks`), and things it does not handle (`outside`)."""
+
+    synonyms: tuple[Synonym, ...] = ()
+    item_asks: tuple[ItemAsks, ...] = ()
+    outside: tuple[OutsideTopic, ...] = ()
+
+    def describe(self) -> str:
+        asks = sum(len(entry.asks) for entry in self.item_asks)
+        return f"{len(self.synonyms)} 条同义词、{asks} 条问法示例、{len(self.outside)} 件本中心不办的事"
 
 
 def read_synonym_entries(doc: object, source: str = "synonyms", catalog_text: str | None = None
@@ -87,11 +101,12 @@ def _as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def load_synonym_file(path: Path, catalog: Catalog | None = None) -> tuple[Synonym, ...]:
-    """A center's own synonym file, all of it valid, or CatalogError listing every problem.
+def load_synonym_file(path: Path, catalog: Catalog | None = None) -> CenterWords:
+    """A center's own file, all of it valid, or CatalogError listing every problem.
 
-    With a catalog, every `means` must also occur in one of its item names (checked on import; at
-    start a phrase a later catalog dropped just never matches, so it cannot stop the bot).
+    With a catalog, every `means` must also occur in one of its item names, and every ask's `item`
+    must be one of them (checked on import; at start an entry a later catalog dropped just never
+    matches, so it cannot stop the bot).
     """
     source = str(path)
     if not path.is_file():
@@ -102,12 +117,35 @@ def load_synonym_file(path: Path, catalog: Catalog | None = None) -> tuple[Synon
         raise CatalogError(source, [RowError("文件", "", "须为 UTF-8 编码")], what="同义词") from None
     except yaml.YAMLError as exc:
         raise CatalogError(source, [RowError("文件", "", f"无法解析：{exc}")], what="同义词") from None
+    if not isinstance(doc, dict) or not any(key in doc for key in ("entries", "asks", "outside")):
+        raise CatalogError(source, [RowError("文件", "", "应为含 entries、asks 或 outside 列表的 YAML")], what="同义词")
     catalog_text = None
     if catalog is not None:
         catalog_text = "|".join(text for item in catalog.items
                                 for text in (*name_variants(item.name), *name_variants(item.main_item or ""),
                                              *(normalize(a).replace(" ", "") for a in item.aliases)))
-    return read_synonym_entries(doc, source, catalog_text)
+    errors: list[RowError] = []
+    synonyms: tuple[Synonym, ...] = ()
+    item_asks: tuple[ItemAsks, ...] = ()
+    outside: tuple[OutsideTopic, ...] = ()
+    # Each section is read in full, so that one report lists the problems of all three.
+    try:
+        if "entries" in doc:
+            synonyms = read_synonym_entries(doc, source, catalog_text)
+    except CatalogError as exc:
+        errors += exc.errors
+    names = {compact(item.name) for item in catalog.items} if catalog is not None else None
+    try:
+        item_asks = read_item_asks(doc.get("asks", []), source, names)
+    except CatalogError as exc:
+        errors += [replace(e, row=f"asks {e.row}") for e in exc.errors]
+    try:
+        outside = read_outside_topics(doc.get("outside", []), source)
+    except CatalogError as exc:
+        errors += [replace(e, row=f"outside {e.row}") for e in exc.errors]
+    if errors:
+        raise CatalogError(source, errors, what="同义词")
+    return CenterWords(synonyms, item_asks, outside)
 
 
 @lru_cache(maxsize=1)
