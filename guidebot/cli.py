@@ -8,9 +8,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from guidebot.knowledge.importer import CatalogError
 from guidebot.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from guidebot.knowledge.matching import CatalogIndex
+    from guidebot.store.db import UnansweredQuestion
 
 # Modules that add their own subcommands with `register(subparsers)`: each feature keeps its
 # commands beside its code, and this list is the one place that shows them all.
@@ -87,6 +92,39 @@ def cmd_synonyms_import(args: argparse.Namespace) -> int:
     words, target = install_synonyms(Path(args.file), _settings())
     print(f"已导入 {words.describe()} → {target}（重启机器人后生效）")
     return 0
+
+
+def cmd_synonyms_draft(args: argparse.Namespace) -> int:
+    """The questions the bot could not answer, most asked first, as an `asks:` draft for staff."""
+    from guidebot.outbox.cli import _open_store, _parse_time
+
+    since = _parse_time(args.since) if args.since else None
+    index = _index_for(None)
+    store = _open_store()
+    try:
+        unanswered = store.top_unanswered(limit=args.top, since=since)
+    finally:
+        store.close()
+    print(draft_asks(unanswered, index))
+    return 0
+
+
+def draft_asks(unanswered: Sequence[UnansweredQuestion], index: CatalogIndex) -> str:
+    """YAML for `guidebot synonyms import`: one entry per question, its item left for staff to fill
+    (the matcher's nearest guesses are a comment); what the center does not do goes under outside."""
+    lines = [
+        "# 未能回答的问题（按被问次数排序）。每条：在 item 填上它要办的事项名称（目录中的原名），",
+        "# 同一事项的原话可以合并到一条；本中心不办的事移到 outside（见 docs/catalog-format.md）；用不上的删掉。",
+        "# 然后：guidebot synonyms check 本文件 → guidebot synonyms import 本文件",
+        "asks:",
+    ]
+    for question in unanswered:
+        guesses = " / ".join(scored.item.name for scored in index.match(question.text).ranked[:3])
+        lines.append(f'  - item: ""  # 可能是：{guesses or "（无）"}')
+        lines.append(f"    asks: [{json.dumps(question.text, ensure_ascii=False)}]  # 问了 {question.count} 次")
+    if not unanswered:
+        lines.append("  []  # 没有未能回答的问题")
+    return "\n".join(lines)
 
 
 def _index_for(catalog_path: str | None):
@@ -173,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     synonyms_import = synonyms_sub.add_parser("import", help="检查并导入（全部正确才导入）")
     synonyms_import.add_argument("file")
     synonyms_import.set_defaults(handler=cmd_synonyms_import)
+    synonyms_draft = synonyms_sub.add_parser("draft", help="把未能回答的问题输出为待填写的问法草稿")
+    synonyms_draft.add_argument("--top", type=int, default=50)
+    synonyms_draft.add_argument("--since", help="只看此后的问题，例如 2025-12-01")
+    synonyms_draft.set_defaults(handler=cmd_synonyms_draft)
 
     match = sub.add_parser("match", help="stdin 每行一条消息 → 每行一个 JSON 决定")
     match.add_argument("--catalog", help="catalog file (default: the one in use)")

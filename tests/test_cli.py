@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
+
+from guidebot.settings import Settings
+from guidebot.store.db import open_store
 from tests.conftest import DATA, REPO
 
 
@@ -117,6 +122,34 @@ def test_real_messages_become_asks_and_things_not_done_here_are_declined(tmp_pat
     assert result.returncode == 0 and "3 条问法示例" in result.stdout and "1 件本中心不办的事" in result.stdout, result
     assert "临时便民服务摊点设置" in run("ask", "晚上想在小区门口摆个烧烤摊", data_dir=tmp_path).stdout
     assert "“广场舞场地”的事不在" in run("ask", "我们想跳广场舞，场地找哪个申请", data_dir=tmp_path).stdout
+
+
+def test_unanswered_questions_come_out_as_a_draft_staff_fill_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    monkeypatch.setenv("GUIDEBOT_DATA_DIR", str(tmp_path))
+    store = open_store(Settings.load().database_url)
+    try:
+        for _ in range(3):
+            store.log_query("sms", "13800000001", "晚上想在小区门口摆个烧烤摊，电话13812345678", "unknown")
+        store.log_query("sms", "13800000002", "我们想跳广场舞，场地找哪个申请", "unknown")
+        store.log_query("sms", "13800000003", "身份证怎么办", "answer")
+    finally:
+        store.close()
+    result = run("synonyms", "draft", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    draft = yaml.safe_load(result.stdout)
+    assert [entry["asks"] for entry in draft["asks"]] == [["晚上想在小区门口摆个烧烤摊，电话138****5678"],
+                                                          ["我们想跳广场舞，场地找哪个申请"]]
+    assert "问了 3 次" in result.stdout and "13812345678" not in result.stdout
+    unfilled = tmp_path / "draft.yaml"
+    unfilled.write_text(result.stdout, encoding="utf-8")
+    assert "缺少事项名称" in run("synonyms", "check", str(unfilled), data_dir=tmp_path).stderr
+    # Staff file the first under the item it meant and move the second to what the center does not do.
+    filled = {"asks": [{"item": "临时便民服务摊点设置", "asks": draft["asks"][0]["asks"]}],
+              "outside": [{"topic": "广场舞场地", "unless": [], "asks": draft["asks"][1]["asks"]}]}
+    unfilled.write_text(yaml.safe_dump(filled, allow_unicode=True), encoding="utf-8")
+    checked = run("synonyms", "check", str(unfilled), data_dir=tmp_path)
+    assert checked.returncode == 0 and "1 条问法示例、1 件本中心不办的事" in checked.stdout, checked
 
 
 def test_chat_reads_until_end_of_input(tmp_path: Path) -> None:
