@@ -188,6 +188,8 @@ def _overall(index: CatalogIndex, path: Path) -> dict[str, float]:
         ("guangan_index", "holdout3", {"resolved": 91.0, "right": 78.0, "declined": 96.5, "wrong_max": 5.5}),
         ("bundled_index", "holdout4", {"resolved": 87.0, "right": 76.0, "declined": 89.5, "wrong_max": 7.5}),
         ("guangan_index", "holdout4", {"resolved": 86.5, "right": 74.5, "declined": 89.5, "wrong_max": 7.5}),
+        ("bundled_index", "holdout5", {"resolved": 90.5, "right": 78.0, "declined": 92.0, "wrong_max": 5.5}),
+        ("guangan_index", "holdout5", {"resolved": 88.5, "right": 77.0, "declined": 97.0, "wrong_max": 6.0}),
     ],
 )
 def test_evaluation_set_floors(request: pytest.FixtureRequest, index_fixture: str, questions: str,
