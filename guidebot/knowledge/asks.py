@@ -29,7 +29,6 @@ _FILLER = frozenset("的了吗呢吧啊呀嘛么哦我你您他她它们这那�
 # An ask longer than the message, or a message much longer than its nearest ask, is compared on
 # the shorter side's weight: a long story contains an ask as a part, it does not equal it.
 LONG_MESSAGE_FACTOR = 2.0
-COMMON_SHARE = 1.0
 NEAREST_ROWS = 2000  # asks looked at per message, nearest first (measured: no change at 500 up)
 KEPT_ITEMS = 50  # items reported by a search, best supported first
 # An item's support: its nearest asks' similarities, the nearest counting most. Several asks like
@@ -120,7 +119,6 @@ def features(text: str) -> set[str]:
 class AskMatch:
     similarity: float  # the support: nearest asks' similarities, weighted by rank and summed
     ask: str  # the nearest ask
-    nearest: float = 0.0  # the nearest ask's own similarity
 
 
 @dataclass(frozen=True)
@@ -166,17 +164,13 @@ class AskIndex:
             for feature in row:
                 df[feature] += 1
         n = max(len(rows), 1)
-        # A feature in more than COMMON_SHARE of all rows (证, 办理) weighs little and costs much:
-        # it is left out on both sides.
-        self._idf = {f: math.log(1 + n / d) for f, d in df.items() if d <= max(COMMON_SHARE * n, 1)}
+        self._idf = {f: math.log(1 + n / d) for f, d in df.items()}
         postings: dict[str, list[int]] = defaultdict(list)
         for number, row in enumerate(rows):
             for feature in row:
-                if feature in self._idf:
-                    postings[feature].append(number)
+                postings[feature].append(number)
         self._postings = {f: np.asarray(ids, dtype=np.int64) for f, ids in postings.items()}
-        self._weights = np.asarray([sum(self._idf.get(f, 0.0) for f in row) for row in rows] or [0.0],
-                                   dtype=np.float64)
+        self._weights = np.asarray([sum(self._idf[f] for f in row) for row in rows] or [0.0], dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self._texts)
@@ -207,14 +201,12 @@ class AskIndex:
         counted = rank < len(SUPPORT_WEIGHTS)
         totals = np.zeros(self._items + len(self._topics), dtype=np.float64)
         np.add.at(totals, keys[counted], np.asarray(SUPPORT_WEIGHTS)[rank[counted]] * similarity[counted])
-        nearest = {key: (row, value) for key, row, value in
-                   zip(keys[starts].tolist(), hit[starts].tolist(), similarity[starts].tolist(), strict=True)}
+        nearest = dict(zip(keys[starts].tolist(), hit[starts].tolist(), strict=True))
         supported = np.flatnonzero(totals)
         items: dict[int, AskMatch] = {}
         outside: tuple[str, AskMatch] | None = None
         for key in supported[np.argsort(-totals[supported], kind="stable")].tolist():
-            row, value = nearest[key]
-            match = AskMatch(float(totals[key]), self._texts[row], value)
+            match = AskMatch(float(totals[key]), self._texts[nearest[key]])
             if key >= self._items:
                 outside = outside or (self._topics[key - self._items], match)
             elif len(items) < KEPT_ITEMS:

@@ -54,8 +54,7 @@ class Scored:
     score: float  # up to 1 + EXACT_NAME_BONUS: a name written out in full ranks above a paraphrase
     query_coverage: float
     name_coverage: float
-    support: float = 0.0  # how near the example asks of this item are (asks.py)
-    support_bonus: float = 0.0  # what that support added to the score
+    support_bonus: float = 0.0  # what the support of its example asks added to the score (asks.py)
 
 
 @dataclass(frozen=True)
@@ -209,7 +208,7 @@ class _Query:
     units: list[_Unit] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     situations: frozenset[str] = frozenset()
-    asked: dict[int, AskMatch] = field(default_factory=dict)  # the nearest example ask per item position
+    asked: dict[int, AskMatch] = field(default_factory=dict)  # support of example asks by item position, best first
     outside_ask: tuple[str, AskMatch] | None = None  # the nearest ask about a thing the center does not do
 
 
@@ -651,7 +650,7 @@ class CatalogIndex:
         if support_bonus:
             score += support_bonus
             query_coverage = max(query_coverage, support)
-        return Scored(self.items[position], max(score, 0.0), query_coverage, name_coverage, support, support_bonus)
+        return Scored(self.items[position], max(score, 0.0), query_coverage, name_coverage, support_bonus)
 
     def rank(self, message: str, top: int = 10) -> tuple[_Query, list[Scored]]:
         query = self._read(message)
@@ -662,8 +661,7 @@ class CatalogIndex:
             found = self._asks.search(query.text)
             query.asked, query.outside_ask = found.items, found.outside
         candidates = self._candidates(query)
-        nearest = sorted(query.asked, key=lambda p: -query.asked[p].similarity)[:ASK_CANDIDATES]
-        candidates.update(p for p in nearest if query.asked[p].similarity >= ASK_MIN)
+        candidates.update(p for p in list(query.asked)[:ASK_CANDIDATES] if query.asked[p].similarity >= ASK_MIN)
         scored = [self._score(p, query) for p in candidates]
         scored.sort(key=lambda s: (-s.score, -s.name_coverage, not s.item.has_guide, len(s.item.name)))
         return query, scored[:top]
@@ -683,7 +681,7 @@ class CatalogIndex:
         if query.outside_ask is None:
             return False
         outside = query.outside_ask[1].similarity
-        best_item = max((a.similarity for a in query.asked.values()), default=0.0)
+        best_item = next(iter(query.asked.values())).similarity if query.asked else 0.0
         named = bool(ranked) and ranked[0].score - ranked[0].support_bonus >= OUTSIDE_WORDS_MAX
         return outside >= OUTSIDE_SUPPORT_MIN and outside >= best_item + OUTSIDE_MARGIN and not named
 
@@ -692,7 +690,7 @@ class CatalogIndex:
         are clearly nearer than the winner's: the words and the asks disagree, so the citizen chooses."""
         if not query.asked or len(query.text) < DISAGREE_MIN_LENGTH:
             return tied
-        position = max(query.asked, key=lambda p: query.asked[p].similarity)
+        position = next(iter(query.asked))  # best supported first
         support = query.asked[position].similarity
         nearest = self.items[position]
         if support < ASK_MIN or any(s.item is nearest for s in tied):
