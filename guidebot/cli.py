@@ -96,11 +96,12 @@ def cmd_synonyms_import(args: argparse.Namespace) -> int:
 
 def cmd_synonyms_draft(args: argparse.Namespace) -> int:
     """The questions the bot could not answer, most asked first, as an `asks:` draft for staff."""
-    from guidebot.outbox.cli import _open_store, _parse_time
+    from guidebot.outbox.cli import _parse_time
+    from guidebot.store.db import open_store
 
     since = _parse_time(args.since) if args.since else None
     index = _index_for(None)
-    store = _open_store()
+    store = open_store(_settings().database_url)
     try:
         unanswered = store.top_unanswered(limit=args.top, since=since)
     finally:

@@ -54,7 +54,8 @@ class Scored:
     score: float  # up to 1 + EXACT_NAME_BONUS: a name written out in full ranks above a paraphrase
     query_coverage: float
     name_coverage: float
-    support_bonus: float = 0.0  # what the support of its example asks added to the score (asks.py)
+    support: float = 0.0  # how near this item's example asks are (asks.py)
+    support_bonus: float = 0.0  # what that support added to the score
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,6 @@ class CatalogIndex:
         self._home = _home_places(catalog.center.name + catalog.center.address)
         self._other_places = tuple(p for p in OTHER_PLACES if not any(p in h or h in p for h in self._home))
         self._whole_names = {text for texts in self._texts for text in texts}
-        self._position = {id(item): position for position, item in enumerate(self.items)}
         self._asks = AskIndex([item.name for item in self.items], self.lexicon.item_asks, self.lexicon.outside)
 
     # ------------------------------------------------------------------ building
@@ -650,7 +650,7 @@ class CatalogIndex:
         if support_bonus:
             score += support_bonus
             query_coverage = max(query_coverage, support)
-        return Scored(self.items[position], max(score, 0.0), query_coverage, name_coverage, support_bonus)
+        return Scored(self.items[position], max(score, 0.0), query_coverage, name_coverage, support, support_bonus)
 
     def rank(self, message: str, top: int = 10) -> tuple[_Query, list[Scored]]:
         query = self._read(message)
@@ -695,8 +695,7 @@ class CatalogIndex:
         nearest = self.items[position]
         if support < ASK_MIN or any(s.item is nearest for s in tied):
             return tied
-        winner = query.asked.get(self._position[id(tied[0].item)])
-        if support - (winner.similarity if winner else 0.0) < DISAGREE_GAP:
+        if support - tied[0].support < DISAGREE_GAP:
             return tied
         found = next((s for s in ranked if s.item is nearest), None) or self._score(position, query)
         return [*tied[: MAX_CHOICES - 1], found]
