@@ -153,10 +153,10 @@ def test_digits_count_inside_a_synonym_phrase(bundled_index: CatalogIndex) -> No
 
 
 def test_homophone_correction_only_touches_unknown_characters(bundled_index: CatalogIndex) -> None:
-    assert bundled_index.correct_typos("残急人证") == "残疾人证"
-    assert bundled_index.correct_typos("代开法票") == "代开发票"
+    assert bundled_index.typos.correct("残急人证") == "残疾人证"
+    assert bundled_index.typos.correct("代开法票") == "代开发票"
     for untouched in ("食品经营许可", "三级运动员在哪办", "丢了工作怎么办", "残疾证怎么办"):
-        assert bundled_index.correct_typos(untouched) == untouched
+        assert bundled_index.typos.correct(untouched) == untouched
 
 
 def test_one_threshold_set_serves_a_small_catalog(small_index: CatalogIndex) -> None:

@@ -29,7 +29,6 @@ from functools import lru_cache
 import bm25s
 import jieba
 import numpy as np
-from pypinyin import lazy_pinyin
 from rapidfuzz.distance import LCSseq
 
 from guidebot.knowledge.asks import AskIndex, AskMatch
@@ -38,6 +37,15 @@ from guidebot.knowledge.fields import FIELD_WORDS as field_words
 from guidebot.knowledge.fields import Field, detect_field
 from guidebot.knowledge.lexicon import Lexicon, Synonym, bundled_lexicon
 from guidebot.knowledge.normalize import MAX_MATCH_CHARS, name_variants, normalize
+from guidebot.knowledge.places import Elsewhere
+from guidebot.knowledge.situations import (
+    SITUATION_MARKS,
+    SITUATION_SAY_LENGTHS,
+    SITUATION_SAYS,
+    asked_situations,
+    marked_situations,
+)
+from guidebot.knowledge.typos import EVERYDAY_WORD_FREQ, HAN, TypoCorrector
 
 jieba.setLogLevel(60)
 
@@ -87,8 +95,6 @@ UNSURE_MARGIN = 0.1
 MAX_CHOICES = 5
 CANDIDATES = 25
 MAX_CONCEPT_ITEMS = 60
-EVERYDAY_WORD_FREQ = 5  # jieba dictionary frequency above which a word is taken as meant, not mistyped
-NEAR_HOMOPHONE_MAX = 4  # longer near-homophones are rare and costly to look for
 
 # Weights of the kinds of evidence in a message.
 CONCEPT_WEIGHT = 1.0
@@ -118,50 +124,6 @@ OUTSIDE_WORDS_MAX = 0.9  # … and no item is named by the message's own words
 OUTSIDE_MARGIN = 0.1  # … when no item's asks are about as near
 DISAGREE_MIN_LENGTH = 10  # a shorter message is contained in too many asks for them to disagree with its words
 DISAGREE_GAP = 0.3  # support by which the nearest asks' item must beat the winner's to be offered too
-# The situations that tell an item from its siblings (食品经营许可 核发/变更/延续/注销 …): the words of
-# item names that mark each one, and the words citizens use for it. "new" marks nothing unasked:
-# it is what a citizen means when they name no situation at all.
-SITUATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "new": (("新办", "核发", "设立", "初次", "首次", "新增", "初领", "申领", "发放"),
-            ("新办", "核发", "设立", "初次", "首次", "新增", "新开", "刚开", "想开", "第一次", "申领")),
-    # A death ends what the person held: 户口, 养老保险, 残疾人证 … are 注销ed (死亡注销).
-    "cancel": (("注销", "终止"),
-               ("注销", "终止", "不干了", "不开了", "不做了", "关门", "关掉", "停办", "开不走", "开不下去", "歇业",
-                "过世", "去世", "逝世", "死了", "死亡", "不在了")),
-    "change": (("变更", "更正", "更名"),
-               ("变更", "更正", "更改", "改名", "换法人", "改地址", "换地址", "换成", "改成", "改一下", "要改", "去改",
-                "想改", "咋个改", "怎么改", "改过来", "加卖", "增加经营", "增加项目", "扩大经营", "店名")),
-    "replace": (("补办", "补发", "补领", "遗失"),
-                ("补办", "补发", "补领", "补证", "遗失", "丢了", "丢失", "弄丢", "搞掉", "掉了", "找不到", "不见了",
-                 "补一个", "补个", "补张", "补一张", "补一本", "掉哪")),
-    "renew": (("延续", "延期"), ("延续", "延期", "续期", "续证", "到期", "快过期", "过期了", "期满")),
-    "reissue": (("换发", "换领", "换证", "期满换"),
-                ("换发", "换领", "换证", "换新", "换个新", "到期", "期满", "过期")),
-    "move": (("迁移", "转移", "转出", "转入", "迁出", "迁入", "接收"),
-             ("迁移", "转移", "转出", "转入", "迁出", "迁入", "转到", "迁到", "转走", "转过来", "转回", "迁过来",
-              "迁回")),
-    "lost": (("挂失",), ("挂失", "丢了", "丢失", "弄丢", "搞掉", "掉了", "被偷", "不见了")),
-    "restore": (("恢复",), ("恢复",)),
-    "void": (("作废", "撤销"), ("作废", "撤销", "撤回")),
-    "transfer": (("过户", "转移登记"), ("过户", "卖给", "转让", "二手")),
-    "claim": (("待遇申领", "待遇发放", "领取", "补助金", "补贴申领", "津贴"),
-              ("领钱", "领点钱", "领养老金", "领退休金", "开始领", "能领", "可以领", "领多少", "领啥", "领什么")),
-    "arrears": (("补缴",), ("补缴", "补交", "断缴", "断交", "漏交", "漏缴", "欠缴", "没交够", "少交了")),
-    "query": (("查询",), ("查询", "查一下", "查下", "查查", "查看", "查余额", "查个", "想查")),
-}
-
-# Places whose services a district center does not provide. A message about one of them, with no word
-# tying it back here (回来, 这边, the center's own place …), is out of scope: 上海的社保卡在哪补.
-OTHER_PLACES = (
-    "北京", "天津", "上海", "重庆", "河北", "山西", "内蒙古", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽", "福建",
-    "江西", "山东", "河南", "湖北", "湖南", "广东", "广西", "海南", "贵州", "云南", "西藏", "陕西", "甘肃",
-    "青海", "宁夏", "新疆", "台湾", "香港", "澳门", "成都", "深圳", "广州", "杭州", "南京", "武汉", "西安", "长沙",
-    "郑州", "苏州", "东莞", "昆明", "贵阳", "南充", "达州", "遂宁", "绵阳", "德阳", "宜宾", "泸州", "乐山", "眉山",
-    "内江", "自贡", "资阳", "巴中", "雅安", "攀枝花", "渝中", "渝北",
-)
-ELSEWHERE_MAX_LENGTH = 30  # a longer message naming a place is telling its story, see about_elsewhere
-_TIES_HERE = ("回来", "回老家", "回到", "转回", "迁回", "这边", "这里", "本地", "你们", "我们这", "转到", "迁到",
-              "迁入", "过来", "转入", "迁来", "落户到", "户口在")
 # Words for documents, cards and fees: one the catalog never names (银行卡, 签证, 房产证) says the message is
 # about something else, however well the rest of it fits an item.
 _THING_ENDINGS = ("证", "照", "卡", "费")
@@ -169,12 +131,6 @@ _THING_ENDINGS = ("证", "照", "卡", "费")
 _THING_VERBS = frozenset("办领拿发考换补开上取交缴收退续要")
 _CASE_NUMBER = re.compile(r"[a-z0-9-]{8,}")
 _DIGITS = re.compile(r"\d+")
-_HAN = re.compile(r"[\u4e00-\u9fff]")
-
-
-@lru_cache(maxsize=65536)
-def _syllable(ch: str) -> str:
-    return lazy_pinyin(ch)[0] if _HAN.match(ch) else ch
 
 
 @lru_cache(maxsize=65536)
@@ -253,10 +209,7 @@ class CatalogIndex:
             if ch in _THING_ENDINGS
             for length in range(1, 5)
         }
-        self._situations = [
-            frozenset(kind for kind, (marks, _) in SITUATIONS.items() if any(m in names[0] for m in marks))
-            for names in self._name_texts
-        ]
+        self._situations = [marked_situations(names[0]) for names in self._name_texts]
         self._situations_of = {item.code: kinds for item, kinds in zip(self.items, self._situations, strict=True)}
         self._n = max(len(self.items), 1)
         self._bm25 = bm25s.BM25()
@@ -273,9 +226,8 @@ class CatalogIndex:
                 self._gapped_says[say[0]].append(say)
         self._stem_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._concept_items = self._build_concept_items()
-        self._pinyin_index, self._initials_index = self._build_pinyin_index()
-        self._home = _home_places(catalog.center.name + catalog.center.address)
-        self._other_places = tuple(p for p in OTHER_PLACES if not any(p in h or h in p for h in self._home))
+        self.typos = TypoCorrector(self._user_words, self._word_df, self.lexicon.stopwords, self._tokenizer)
+        self.elsewhere = Elsewhere(catalog.center.name + catalog.center.address)
         self._whole_names = {text for texts in self._texts for text in texts}
         self._asks = AskIndex([item.name for item in self.items], self.lexicon.item_asks, self.lexicon.outside)
 
@@ -301,7 +253,7 @@ class CatalogIndex:
         tokens: list[str] = []
         for text in dict.fromkeys(texts):
             tokens.extend(w for w in self._cut(text) if w not in self.lexicon.stopwords)
-            tokens.extend("#" + ch for ch in text if _HAN.match(ch))
+            tokens.extend("#" + ch for ch in text if HAN.match(ch))
         return tokens
 
     def _build_synonym_index(self) -> dict[str, list[Synonym]]:
@@ -330,129 +282,13 @@ class CatalogIndex:
                 found[phrase] = hits
         return found
 
-    def _build_pinyin_index(self) -> tuple[dict[tuple[str, ...], str], dict[tuple[str, ...], list[str]]]:
-        vocabulary = set(self._user_words)
-        for word in self._word_df:
-            if 2 <= len(word) <= 8 and all(_HAN.match(ch) for ch in word):
-                vocabulary.add(word)
-        exact: dict[tuple[str, ...], str] = {}
-        initials: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        self._word_pinyin: dict[str, str] = {}
-        for word in sorted(vocabulary):
-            if not all(_HAN.match(ch) for ch in word):
-                continue
-            syllables = tuple(_syllable(ch) for ch in word)
-            self._word_pinyin[word] = "".join(syllables)
-            exact.setdefault(syllables, word)
-            if len(word) >= 3:
-                initials[tuple(s[0] for s in syllables)].append(word)
-        self._vocabulary = vocabulary
-        return exact, dict(initials)
-
     # ------------------------------------------------------------------ reading a message
-
-    def correct_typos(self, text: str) -> str:
-        """Replace homophone or near-homophone windows with catalog words (户口薄 → 户口簿).
-
-        Only a window holding a character that no known word of the message covers is a typo
-        candidate: 经营许可 is made of known words and stays as it is; in 身份正, 正 is uncovered.
-        """
-        if not self._pinyin_index or not _HAN.search(text):
-            return text
-        covered = self._known_coverage(text)
-        if all(covered):
-            return text
-        syllables = [_syllable(ch) for ch in text]
-        # Characters inside an everyday word (老板, 水表, 教室) are only changed towards a long word
-        # of the catalog's own names: 教室资格认定 → 教师资格认定, but never 老板走了 → 老爸走了.
-        in_word: list[bool] = []  # computed on the first candidate only: most messages have none
-        # For each position: the next uncovered character, and where its run of Chinese characters ends.
-        size = len(text)
-        next_uncovered = [size] * (size + 1)
-        han_end = list(range(size + 1))
-        for i in range(size - 1, -1, -1):
-            next_uncovered[i] = i if not covered[i] else next_uncovered[i + 1]
-            if _HAN.match(text[i]):
-                han_end[i] = han_end[i + 1] if i + 1 < size and _HAN.match(text[i + 1]) else i + 1
-        replaced: list[tuple[int, int, str]] = []
-        start = 0
-        while start < len(text):
-            found: tuple[int, str] | None = None
-            longest = min(6, han_end[start] - start)
-            for length in range(longest, 1, -1):
-                if next_uncovered[start] >= start + length:
-                    break  # shorter windows from here are covered too
-                window = text[start : start + length]
-                if self._tokenizer.FREQ.get(window, 0) >= EVERYDAY_WORD_FREQ:
-                    continue  # a real word (火车 is no typo of 货车); rare dictionary entries (注消) may be
-                key = tuple(syllables[start : start + length])
-                term = self._pinyin_index.get(key)
-                if term is None and 3 <= length <= NEAR_HOMOPHONE_MAX:
-                    term = self._near_homophone(window, key)
-                if term is None:
-                    continue
-                if not in_word:
-                    in_word = self._everyday_words(text)
-                changes_word = any(
-                    in_word[start + i] for i, (a, b) in enumerate(zip(term, window, strict=False)) if a != b
-                )
-                if changes_word and not (term and len(term) >= 4 and term in self._word_df):
-                    continue
-                if term and term != window and _fixes_uncovered(term, window, covered[start : start + length]):
-                    found = (length, term)
-                    break
-            if found:
-                replaced.append((start, start + found[0], found[1]))
-                start += found[0]
-            else:
-                start += 1
-        for begin, end, term in reversed(replaced):
-            text = text[:begin] + term + text[end:]
-        return text
-
-    def _everyday_words(self, text: str) -> list[bool]:
-        """Which characters jieba reads as part of an everyday word of two or more characters."""
-        in_word = [False] * len(text)
-        position = 0
-        for word in self._tokenizer.cut(text, HMM=False):
-            if len(word) >= 2 and self._tokenizer.FREQ.get(word, 0) >= EVERYDAY_WORD_FREQ:
-                for i in range(position, position + len(word)):
-                    in_word[i] = True
-            position += len(word)
-        return in_word
-
-    def _known_coverage(self, text: str) -> list[bool]:
-        """Which characters belong to a known word, a filler word (怎么, 在哪) or a field word (多久)."""
-        covered = [False] * len(text)
-        for length in range(1, 9):
-            for start in range(0, len(text) - length + 1):
-                piece = text[start : start + length]
-                if (length > 1 and piece in self._vocabulary) or piece in self.lexicon.stopwords:
-                    for i in range(start, start + length):
-                        covered[i] = True
-        for match in field_words.finditer(text):
-            for i in range(match.start(), match.end()):
-                covered[i] = True
-        return covered
-
-    def _near_homophone(self, window: str, key: tuple[str, ...]) -> str | None:
-        candidates = self._initials_index.get(tuple(s[0] for s in key), [])
-        best, best_score = None, 0.0
-        joined = "".join(key)
-        for word in candidates:
-            if len(word) != len(window):
-                continue
-            score = LCSseq.normalized_similarity(self._word_pinyin[word], joined)
-            same = sum(a == b for a, b in zip(word, window, strict=True))
-            if same >= len(word) - 1 and score > best_score and score >= 0.75:
-                best, best_score = word, score
-        return best
 
     def _read(self, message: str) -> _Query:
         text = normalize(message)[:MAX_MATCH_CHARS]
         field_asked = detect_field(text)
         compact_text = text.replace(" ", "")
-        compact_text = self.correct_typos(compact_text)
+        compact_text = self.typos.correct(compact_text)
         query = _Query(text=compact_text, field=field_asked, situations=asked_situations(compact_text))
         # Case numbers are never fuzzy-matched: they leave the message here; other digits only count
         # inside a synonym phrase (满60岁, 4050人员) and leave after those are found.
@@ -480,10 +316,10 @@ class CatalogIndex:
         residual = _DIGITS.sub(" ", residual)
         # 想关掉, 要改, 转过来: the citizen's word for a situation is evidence for the items that
         # name it (注销, 变更, 转移).
-        for begin, end in _phrase_spans(residual, _SITUATION_SAYS, _SITUATION_SAY_LENGTHS):
+        for begin, end in _phrase_spans(residual, SITUATION_SAYS, SITUATION_SAY_LENGTHS):
             say = residual[begin:end]
             weight = self._word_weight(say) if say in self._word_df else SITUATION_WORD_WEIGHT
-            query.units.append(_Unit(alternatives=(say, *_SITUATION_SAYS[say]), weight=weight, text=say))
+            query.units.append(_Unit(alternatives=(say, *SITUATION_SAYS[say]), weight=weight, text=say))
             residual = residual[:begin] + " " * (end - begin) + residual[end:]
         words = []
         # One jieba pass over the whole residual: it splits at the spaces left by synonyms itself.
@@ -499,7 +335,7 @@ class CatalogIndex:
             soft = bool(field_words.search(word))
             query.units.append(_Unit(alternatives=(word,), weight=self._word_weight(word), text=word, soft=soft))
         query.tokens = [w for w in self._cut(compact_text) if w not in self.lexicon.stopwords]
-        query.tokens += ["#" + ch for ch in compact_text if _HAN.match(ch)]
+        query.tokens += ["#" + ch for ch in compact_text if HAN.match(ch)]
         for phrase in concept_texts:
             query.tokens.extend(self._cut(phrase))
         return query
@@ -514,13 +350,13 @@ class CatalogIndex:
         for index, word in enumerate(words):
             begin, position = position, position + len(word)
             following = words[index + 1] if index + 1 < len(words) else ""
-            if following == "费" and len(word) >= 2 and all(_HAN.match(ch) for ch in word):
+            if following == "费" and len(word) >= 2 and all(HAN.match(ch) for ch in word):
                 thing = word + following
             elif len(word) >= 2 and word.endswith(_THING_ENDINGS):
                 thing = word
             else:
                 continue
-            known = (thing in self._named_things or thing in self._vocabulary or thing in self._synonym_index
+            known = (thing in self._named_things or thing in self.typos.vocabulary or thing in self._synonym_index
                      or field_words.search(thing) or (len(thing) == 2 and thing[0] in _THING_VERBS))
             end = begin + len(thing)
             inside_phrase = any(b < end and begin < e and (b < begin or e > end) for b, e, _ in phrases)
@@ -550,7 +386,7 @@ class CatalogIndex:
         """The situations (other than new) that every official phrase of a synonym entry names."""
         shared: set[str] | None = None
         for phrase in synonym.means:
-            kinds = {kind for kind, (marks, _) in SITUATIONS.items() if any(m in phrase for m in marks)}
+            kinds = set(marked_situations(phrase))
             shared = kinds if shared is None else shared & kinds
         return frozenset((shared or set()) - {"new"})
 
@@ -564,7 +400,7 @@ class CatalogIndex:
         if stems is None:
             found = []
             for phrase in synonym.means:
-                cut = min((phrase.find(m) for m in _SITUATION_MARKS if phrase.find(m) > 0), default=-1)
+                cut = min((phrase.find(m) for m in SITUATION_MARKS if phrase.find(m) > 0), default=-1)
                 if cut >= 3 and phrase[:cut] not in synonym.means:
                     found.append(phrase[:cut])
             stems = self._stem_cache[synonym.means] = tuple(dict.fromkeys(found))
@@ -666,15 +502,6 @@ class CatalogIndex:
         scored.sort(key=lambda s: (-s.score, -s.name_coverage, not s.item.has_guide, len(s.item.name)))
         return query, scored[:top]
 
-    def about_elsewhere(self, text: str) -> bool:
-        """True when the message is about another place's services (北京积分落户, 上海的社保卡).
-
-        A long message that names a place is telling its story (去年在陕西被查, 在深圳打工): the
-        place is background there, not where the service is wanted."""
-        if len(text) > ELSEWHERE_MAX_LENGTH or not any(place in text for place in self._other_places):
-            return False
-        return not any(word in text for word in _TIES_HERE + self._home)
-
     def _declines(self, query: _Query, ranked: Sequence[Scored]) -> bool:
         """True when the message is nearer an ask about something the center does not do than any
         ask of an item it does (小车驾驶证到期了 against 拖拉机驾驶证)."""
@@ -704,12 +531,12 @@ class CatalogIndex:
         query, ranked = self.rank(message, top=max(top, 20))
         shown = tuple(ranked[: max(top, MAX_CHOICES)])
         weak = not ranked or ranked[0].query_coverage < MIN_QUERY_COVERAGE or ranked[0].score < MIN_SCORE
-        elsewhere = self.about_elsewhere(query.text)
+        elsewhere = self.elsewhere.about(query.text)
         declined = query.outside_ask if self._declines(query, ranked) else None
         if weak or elsewhere or declined:
             outside = [unit.text for unit in query.units if unit.foreign]
             if elsewhere:
-                outside += [place for place in self._other_places if place in query.text]
+                outside += self.elsewhere.places_in(query.text)
             if declined and not outside:
                 outside.append(declined[0])
             return MatchResult(Decision.UNKNOWN, query.field, (), shown, corrected=query.text,
@@ -755,15 +582,6 @@ def _spread_match(phrase: str, text: str, start: int, max_span: int) -> int:
     return position
 
 
-_SITUATION_MARKS = tuple(mark for marks, _ in SITUATIONS.values() for mark in marks)
-# Each citizen's word for a situation → the name words of every situation it may mean (丢了: 补办, 挂失 …).
-_SITUATION_SAYS: dict[str, tuple[str, ...]] = {}
-for _marks, _says in SITUATIONS.values():
-    for _say in _says:
-        _SITUATION_SAYS[_say] = tuple(dict.fromkeys((*_SITUATION_SAYS.get(_say, ()), *_marks)))
-_SITUATION_SAY_LENGTHS = sorted({len(say) for say in _SITUATION_SAYS}, reverse=True)
-
-
 def _phrase_spans(text: str, phrases: Container[str], lengths: Sequence[int],
                   taken: list[bool] | None = None) -> list[tuple[int, int]]:
     """Spans of known phrases in the text: longest first, then leftmost, never overlapping one
@@ -780,33 +598,9 @@ def _phrase_spans(text: str, phrases: Container[str], lengths: Sequence[int],
     return sorted(spans)
 
 
-def asked_situations(text: str) -> frozenset[str]:
-    """The situations a message asks about (丢了 → replace, 续期 → renew …)."""
-    return frozenset(kind for kind, (_, says) in SITUATIONS.items() if any(word in text for word in says))
-
-
-def _home_places(text: str) -> tuple[str, ...]:
-    """The center's own place names, from its name and address: 广安区政务服务中心 → 广安区, 广安."""
-    places: list[str] = []
-    for match in re.finditer(r"([\u4e00-\u9fff]{2,4}?)(省|市|区|县)", text):
-        stem = match.group(1)
-        for prefix in ("四川", "四川省"):
-            stem = stem.removeprefix(prefix)
-        if len(stem) >= 2:
-            places += [stem + match.group(2), stem]
-    return tuple(dict.fromkeys(places))
-
-
-def _fixes_uncovered(term: str, window: str, covered: list[bool]) -> bool:
-    """The correction keeps at least one character and changes only characters no known word covers."""
-    kept = sum(a == b for a, b in zip(term, window, strict=True))
-    changes_covered = any(a != b and known for a, b, known in zip(term, window, covered, strict=True))
-    return kept >= 1 and not changes_covered
-
-
 def _is_stray_symbol(word: str) -> bool:
     """A single character that is no Chinese character (a leftover letter or mark): no evidence."""
-    return len(word) == 1 and not _HAN.match(word)
+    return len(word) == 1 and not HAN.match(word)
 
 
 def _unit_match(unit: _Unit, joined: str) -> tuple[float, str]:

@@ -1,0 +1,56 @@
+"""The situations of one thing (新办, 变更, 补办, 注销 …): how item names mark them and how citizens say them.
+
+A main item (食品经营许可) is offered in several situations; telling which one a message asks for
+is what separates an answer from a sibling's answer."""
+
+from __future__ import annotations
+
+# The situations that tell an item from its siblings (食品经营许可 核发/变更/延续/注销 …): the words of
+# item names that mark each one, and the words citizens use for it. "new" marks nothing unasked:
+# it is what a citizen means when they name no situation at all.
+SITUATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "new": (("新办", "核发", "设立", "初次", "首次", "新增", "初领", "申领", "发放"),
+            ("新办", "核发", "设立", "初次", "首次", "新增", "新开", "刚开", "想开", "第一次", "申领")),
+    # A death ends what the person held: 户口, 养老保险, 残疾人证 … are 注销ed (死亡注销).
+    "cancel": (("注销", "终止"),
+               ("注销", "终止", "不干了", "不开了", "不做了", "关门", "关掉", "停办", "开不走", "开不下去", "歇业",
+                "过世", "去世", "逝世", "死了", "死亡", "不在了")),
+    "change": (("变更", "更正", "更名"),
+               ("变更", "更正", "更改", "改名", "换法人", "改地址", "换地址", "换成", "改成", "改一下", "要改", "去改",
+                "想改", "咋个改", "怎么改", "改过来", "加卖", "增加经营", "增加项目", "扩大经营", "店名")),
+    "replace": (("补办", "补发", "补领", "遗失"),
+                ("补办", "补发", "补领", "补证", "遗失", "丢了", "丢失", "弄丢", "搞掉", "掉了", "找不到", "不见了",
+                 "补一个", "补个", "补张", "补一张", "补一本", "掉哪")),
+    "renew": (("延续", "延期"), ("延续", "延期", "续期", "续证", "到期", "快过期", "过期了", "期满")),
+    "reissue": (("换发", "换领", "换证", "期满换"),
+                ("换发", "换领", "换证", "换新", "换个新", "到期", "期满", "过期")),
+    "move": (("迁移", "转移", "转出", "转入", "迁出", "迁入", "接收"),
+             ("迁移", "转移", "转出", "转入", "迁出", "迁入", "转到", "迁到", "转走", "转过来", "转回", "迁过来",
+              "迁回")),
+    "lost": (("挂失",), ("挂失", "丢了", "丢失", "弄丢", "搞掉", "掉了", "被偷", "不见了")),
+    "restore": (("恢复",), ("恢复",)),
+    "void": (("作废", "撤销"), ("作废", "撤销", "撤回")),
+    "transfer": (("过户", "转移登记"), ("过户", "卖给", "转让", "二手")),
+    "claim": (("待遇申领", "待遇发放", "领取", "补助金", "补贴申领", "津贴"),
+              ("领钱", "领点钱", "领养老金", "领退休金", "开始领", "能领", "可以领", "领多少", "领啥", "领什么")),
+    "arrears": (("补缴",), ("补缴", "补交", "断缴", "断交", "漏交", "漏缴", "欠缴", "没交够", "少交了")),
+    "query": (("查询",), ("查询", "查一下", "查下", "查查", "查看", "查余额", "查个", "想查")),
+}
+
+SITUATION_MARKS = tuple(mark for marks, _ in SITUATIONS.values() for mark in marks)
+# Each citizen's word for a situation → the name words of every situation it may mean (丢了: 补办, 挂失 …).
+SITUATION_SAYS: dict[str, tuple[str, ...]] = {}
+for _marks, _says in SITUATIONS.values():
+    for _say in _says:
+        SITUATION_SAYS[_say] = tuple(dict.fromkeys((*SITUATION_SAYS.get(_say, ()), *_marks)))
+SITUATION_SAY_LENGTHS = sorted({len(say) for say in SITUATION_SAYS}, reverse=True)
+
+
+def asked_situations(text: str) -> frozenset[str]:
+    """The situations a message asks about (丢了 → replace, 续期 → renew …)."""
+    return frozenset(kind for kind, (_, says) in SITUATIONS.items() if any(word in text for word in says))
+
+
+def marked_situations(name: str) -> frozenset[str]:
+    """The situations an item name (or an official phrase) marks: 食品经营许可变更 → change."""
+    return frozenset(kind for kind, (marks, _) in SITUATIONS.items() if any(mark in name for mark in marks))
