@@ -104,7 +104,8 @@ def test_the_centers_own_synonyms_are_checked_then_used(tmp_path: Path) -> None:
 def test_real_messages_become_asks_and_things_not_done_here_are_declined(tmp_path: Path) -> None:
     """From /unanswered to a fix: staff file a citizen's real message under the item it meant, and
     similar messages are understood; a thing the center does not handle is declined by name."""
-    assert "临时便民服务摊点设置" not in run("ask", "晚上想在小区门口摆个烧烤摊", data_dir=tmp_path).stdout
+    message = "过年想在楼下空坝子卖几天对联"
+    assert "临时便民服务摊点设置" not in run("ask", message, data_dir=tmp_path).stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("asks:\n  - item: 不存在的事项\n    asks: [摆个烧烤摊]\n  - item: 临时便民服务摊点设置\n"
                    "outside:\n  - topic: 代办签证\n    unless: 签证\n    asks: [帮我办个签证]\n", encoding="utf-8")
@@ -115,12 +116,13 @@ def test_real_messages_become_asks_and_things_not_done_here_are_declined(tmp_pat
 
     good = tmp_path / "ours.yaml"
     good.write_text("asks:\n  - item: 临时便民服务摊点设置\n"
-                    "    asks: [我想在门口摆个烧烤摊要办啥手续, 夜市摆摊卖烧烤要批不, 小区门口摆个夜宵摊子找哪个]\n"
+                    "    asks: [过年在楼下坝子摆摊卖对联要办啥手续, 春节前想在街边摆几天摊卖年货,"
+                    " 小区空坝子摆摊卖东西找哪个批]\n"
                     "outside:\n  - topic: 广场舞场地\n    unless: [广场舞]\n    asks: [跳广场舞的场地找哪个申请,"
                     " 广场舞音响太吵了找哪个, 想组织广场舞队要去哪登记]\n", encoding="utf-8")
     result = run("synonyms", "import", str(good), data_dir=tmp_path)
     assert result.returncode == 0 and "3 条问法示例" in result.stdout and "1 件本中心不办的事" in result.stdout, result
-    assert "临时便民服务摊点设置" in run("ask", "晚上想在小区门口摆个烧烤摊", data_dir=tmp_path).stdout
+    assert "临时便民服务摊点设置" in run("ask", message, data_dir=tmp_path).stdout
     assert "“广场舞场地”的事不在" in run("ask", "我们想跳广场舞，场地找哪个申请", data_dir=tmp_path).stdout
 
 

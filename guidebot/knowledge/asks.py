@@ -14,7 +14,6 @@ words (a center that does issue 护照 imports items that say so).
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -158,32 +157,40 @@ class AskIndex:
                 self._texts.append(ask)
             self._topics.append(topic.topic)
         self._keys = np.asarray(keys, dtype=np.int64)
-        rows = [features(text) for text in self._texts]
-        df: dict[str, int] = defaultdict(int)
-        for row in rows:
-            for feature in row:
-                df[feature] += 1
-        n = max(len(rows), 1)
-        self._idf = {f: math.log(1 + n / d) for f, d in df.items()}
-        postings: dict[str, list[int]] = defaultdict(list)
-        for number, row in enumerate(rows):
-            for feature in row:
-                postings[feature].append(number)
-        self._postings = {f: np.asarray(ids, dtype=np.int64) for f, ids in postings.items()}
-        self._weights = np.asarray([sum(self._idf[f] for f in row) for row in rows] or [0.0], dtype=np.float64)
+        self.items_with_asks = frozenset(k for k in keys if k < self._items)
+        # Features as numbers: one flat (row, feature) pair per occurrence, postings sorted by feature.
+        self._feature_ids: dict[str, int] = {}
+        row_of: list[int] = []
+        feature_of: list[int] = []
+        for number, text in enumerate(self._texts):
+            ids = [self._feature_ids.setdefault(f, len(self._feature_ids)) for f in features(text)]
+            feature_of += ids
+            row_of += [number] * len(ids)
+        rows = np.asarray(row_of, dtype=np.int64)
+        feature_ids = np.asarray(feature_of, dtype=np.int64)
+        df = np.bincount(feature_ids, minlength=len(self._feature_ids))
+        self._idf = np.log1p(max(len(self._texts), 1) / np.maximum(df, 1))
+        order = np.argsort(feature_ids, kind="stable")
+        self._posting_rows = rows[order]
+        self._posting_starts = np.concatenate(([0], np.cumsum(df)))
+        self._weights = np.bincount(rows, weights=self._idf[feature_ids], minlength=max(len(self._texts), 1))
 
     def __len__(self) -> int:
         return len(self._texts)
 
     def search(self, text: str) -> AskSearch:
         """The items (and the topic the center does not handle) whose asks are nearest the message."""
-        query = [f for f in features(text) if f in self._postings]
-        if not query:
+        query = np.asarray([i for i in (self._feature_ids.get(f) for f in features(text)) if i is not None],
+                           dtype=np.int64)
+        if not len(query):
             return NOTHING
-        overlap = np.zeros(len(self._texts), dtype=np.float64)
-        for feature in query:
-            overlap[self._postings[feature]] += self._idf[feature]
-        message_weight = sum(self._idf[f] for f in query)
+        starts, ends = self._posting_starts[query], self._posting_starts[query + 1]
+        lengths = ends - starts
+        # Every posting of every feature of the message, gathered in one index array.
+        offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+        postings = self._posting_rows[np.arange(lengths.sum()) + offsets]
+        overlap = np.bincount(postings, weights=np.repeat(self._idf[query], lengths), minlength=len(self._texts))
+        message_weight = float(self._idf[query].sum())
         hit = np.flatnonzero(overlap)
         ask_weight = self._weights[hit]
         compared = np.maximum(np.minimum(message_weight, LONG_MESSAGE_FACTOR * ask_weight), 1e-9)
@@ -199,9 +206,11 @@ class AskIndex:
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         rank = np.arange(len(keys)) - np.repeat(starts, np.diff(np.r_[starts, len(keys)]))
         counted = rank < len(SUPPORT_WEIGHTS)
-        totals = np.zeros(self._items + len(self._topics), dtype=np.float64)
-        np.add.at(totals, keys[counted], np.asarray(SUPPORT_WEIGHTS)[rank[counted]] * similarity[counted])
-        nearest = dict(zip(keys[starts].tolist(), hit[starts].tolist(), strict=True))
+        size = self._items + len(self._topics)
+        totals = np.bincount(keys[counted], weights=np.asarray(SUPPORT_WEIGHTS)[rank[counted]] * similarity[counted],
+                             minlength=size)
+        nearest = np.empty(size, dtype=np.int64)
+        nearest[keys[starts]] = hit[starts]
         supported = np.flatnonzero(totals)
         items: dict[int, AskMatch] = {}
         outside: tuple[str, AskMatch] | None = None

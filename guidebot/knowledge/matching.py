@@ -122,8 +122,13 @@ ASK_SCALE = 0.6
 OUTSIDE_SUPPORT_MIN = 0.6  # support of a thing the center does not do, to decline for it …
 OUTSIDE_WORDS_MAX = 0.9  # … and no item is named by the message's own words
 OUTSIDE_MARGIN = 0.1  # … when no item's asks are about as near
-DISAGREE_MIN_LENGTH = 10  # a shorter message is contained in too many asks for them to disagree with its words
-DISAGREE_GAP = 0.3  # support by which the nearest asks' item must beat the winner's to be offered too
+SHORT_MESSAGE = 10  # a shorter message is contained in too many asks for them to tell more than its words
+DISAGREE_GAP = 0.3  # support by which the nearest asks' item must beat the winner's to be offered too …
+DISAGREE_LONG = 25  # … in a message shorter than this; in a longer story, whose words name neighbouring
+DISAGREE_LONG_GAP = 0.05  # things too, any disagreement is offered
+ASKS_ALONE_MIN = 0.55  # support on which the asks answer a message whose own words name no item …
+ASKS_ALONE_MARGIN = 0.1  # … when no topic the center does not handle is as near
+ASKS_ALONE_TIE = 0.1  # items supported within this of the nearest are offered with it
 # Words for documents, cards and fees: one the catalog never names (银行卡, 签证, 房产证) says the message is
 # about something else, however well the rest of it fits an item.
 _THING_ENDINGS = ("证", "照", "卡", "费")
@@ -230,6 +235,7 @@ class CatalogIndex:
         self.elsewhere = Elsewhere(catalog.center.name + catalog.center.address)
         self._whole_names = {text for texts in self._texts for text in texts}
         self._asks = AskIndex([item.name for item in self.items], self.lexicon.item_asks, self.lexicon.outside)
+        self._codes_with_asks = {self.items[position].code for position in self._asks.items_with_asks}
 
     # ------------------------------------------------------------------ building
 
@@ -515,17 +521,32 @@ class CatalogIndex:
     def _with_nearest_asked(self, query: _Query, ranked: Sequence[Scored], tied: list[Scored]) -> list[Scored]:
         """The choices, with the item whose asks are nearest the message among them when its asks
         are clearly nearer than the winner's: the words and the asks disagree, so the citizen chooses."""
-        if not query.asked or len(query.text) < DISAGREE_MIN_LENGTH:
+        if not query.asked or len(query.text) < SHORT_MESSAGE:
             return tied
         position = next(iter(query.asked))  # best supported first
         support = query.asked[position].similarity
         nearest = self.items[position]
         if support < ASK_MIN or any(s.item is nearest for s in tied):
             return tied
-        if support - tied[0].support < DISAGREE_GAP:
+        if tied[0].item.code not in self._codes_with_asks:
+            return tied  # no asks of the winner to compare with: its words alone speak for it
+        gap = DISAGREE_LONG_GAP if len(query.text) >= DISAGREE_LONG else DISAGREE_GAP
+        if support - tied[0].support < gap:
             return tied
         found = next((s for s in ranked if s.item is nearest), None) or self._score(position, query)
         return [*tied[: MAX_CHOICES - 1], found]
+
+    def _by_asks(self, query: _Query) -> list[Scored]:
+        """The items whose asks are near a message that names none of them in its own words
+        (笔试面试都过了 → 教师资格认定), nearest first; none when they are not near enough."""
+        if not query.asked or len(query.text) < SHORT_MESSAGE:
+            return []
+        nearest = next(iter(query.asked.values())).similarity
+        outside = query.outside_ask[1].similarity if query.outside_ask else 0.0
+        if nearest < ASKS_ALONE_MIN or outside > nearest - ASKS_ALONE_MARGIN:
+            return []
+        close = [p for p, m in query.asked.items() if m.similarity >= nearest - ASKS_ALONE_TIE]
+        return [self._score(p, query) for p in close[:MAX_CHOICES]]
 
     def match(self, message: str, top: int = MAX_CHOICES) -> MatchResult:
         query, ranked = self.rank(message, top=max(top, 20))
@@ -533,6 +554,11 @@ class CatalogIndex:
         weak = not ranked or ranked[0].query_coverage < MIN_QUERY_COVERAGE or ranked[0].score < MIN_SCORE
         elsewhere = self.elsewhere.about(query.text)
         declined = query.outside_ask if self._declines(query, ranked) else None
+        if weak and not elsewhere and not declined and not any(unit.foreign for unit in query.units):
+            by_asks = self._by_asks(query)
+            if by_asks:
+                decision = Decision.ANSWER if len(by_asks) == 1 else Decision.CLARIFY
+                return MatchResult(decision, query.field, tuple(by_asks), shown, corrected=query.text)
         if weak or elsewhere or declined:
             outside = [unit.text for unit in query.units if unit.foreign]
             if elsewhere:
