@@ -34,14 +34,14 @@ def test_the_nearest_ask_names_its_item() -> None:
 def test_an_ask_about_what_the_center_does_not_do_is_found_with_its_topic() -> None:
     index = AskIndex(NAMES, ASKS, OUTSIDE)
     found = index.search("小车驾驶证快到期了在哪换")
-    assert found.outside is not None and found.outside[0] == "机动车驾驶证"
+    assert found.outside is not None and found.outside[0].topic == "机动车驾驶证"
     assert found.outside[1].similarity > max((m.similarity for m in found.items.values()), default=0.0)
 
 
 def test_a_topic_switches_off_when_the_catalog_names_it() -> None:
     index = AskIndex([*NAMES, "机动车驾驶证换证"], ASKS, OUTSIDE)
     outside = index.search("小车驾驶证快到期了在哪换").outside
-    assert outside is None or outside[0] != "机动车驾驶证"
+    assert outside is None or outside[0].topic != "机动车驾驶证"
 
 
 def test_asks_of_items_the_catalog_lacks_are_left_out() -> None:
@@ -67,4 +67,9 @@ def test_reading_reports_every_bad_entry() -> None:
     with pytest.raises(CatalogError):
         read_item_asks({"item": "低保"}, "items.yaml")
     topics = read_outside_topics([{"topic": "天气", "asks": ["明天下雨不", "明天下雨不"]}], "o.yaml")
-    assert topics[0].asks == ("明天下雨不",)
+    assert topics[0].asks == ("明天下雨不",) and not topics[0].about_center
+    staff = read_outside_topics([{"topic": "对窗口服务的意见", "center": True, "asks": ["态度好差"]}], "o.yaml")
+    assert staff[0].about_center
+    with pytest.raises(CatalogError) as caught:
+        read_outside_topics([{"topic": "对窗口服务的意见", "center": "yes", "asks": ["态度好差"]}], "o.yaml")
+    assert "center" in str(caught.value.errors[0])

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from guidebot.dialog.engine import distinguishing_labels
+from guidebot.dialog.engine import DialogEngine, distinguishing_labels
 from guidebot.dialog.replies import Choices
+from guidebot.knowledge.asks import OutsideTopic
+from guidebot.knowledge.catalog import Catalog
+from guidebot.knowledge.lexicon import bundled_lexicon
+from guidebot.knowledge.matching import CatalogIndex
 from tests.conftest import Conversation
 
 SMALL = Path(__file__).parent / "data" / "small.yaml"
@@ -70,6 +75,17 @@ def test_what_the_center_does_not_handle_is_named_in_the_reply(bundled_chat: Con
     assert "“银行卡”的事不在" in card and "换个说法" not in card
     elsewhere = bundled_chat.say("上海的社保卡在哪补")
     assert "“上海”的事不在" in elsewhere
+
+
+def test_a_word_about_the_center_itself_reaches_its_staff(small_catalog: Catalog, memory_store) -> None:
+    """A clerk's manner is no other office's business: the citizen is heard and given the complaint line."""
+    staff = OutsideTopic("对窗口服务的意见", (), ("窗口办事的人态度太差了", "工作人员一直耍手机不理人",
+                                                 "想投诉那个窗口的工作人员"), about_center=True)
+    lexicon = dataclasses.replace(bundled_lexicon(), outside=(staff,))
+    chat = Conversation(DialogEngine(CatalogIndex(small_catalog, lexicon), memory_store))
+    reply = chat.say("那个窗口的工作人员态度太差了，喊半天都不理人")
+    assert "“对窗口服务的意见”" in reply and "不在" not in reply and "12345" in reply
+    assert memory_store.logged[-1]["decision"] == "unknown"
 
 
 def test_item_without_guide_says_so_and_gives_the_phone(small_chat: Conversation) -> None:

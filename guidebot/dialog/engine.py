@@ -170,6 +170,8 @@ class DialogEngine:
             self._log(inbound, raw, result, None)
             return [self._clarify(result, state)]
         self._log(inbound, raw, result, None)
+        if result.about_center:
+            return [self._feedback(result.outside)]
         return [self._unknown(long_note, result.outside)]
 
     # ------------------------------------------------------------------ pieces
@@ -267,6 +269,19 @@ class DialogEngine:
             f"{'如有疑问，' if outside else '也可以'}致电中心咨询：{center.phone}（{center.hours}）。",
             "您的问题已记录，工作人员会据此完善服务。",
         ]
+        return Reply.text(*lines)
+
+    def _feedback(self, topics: tuple[str, ...]) -> Reply:
+        """About the center itself (a clerk's manner, a phone nobody answers, the bot): no office to send
+        the citizen to — the center's own staff hear it, and its complaint line is at hand."""
+        center = self.catalog.center
+        about = "、".join(f"“{topic}”" for topic in topics)
+        lines = [f"关于{about}：谢谢您告诉我们。这件事我答不了，但您的话已记录，会转给{center.name}的工作人员。"]
+        if center.complaint_phone:
+            lines.append(f"如需当面反映或投诉，请拨打投诉电话 {center.complaint_phone}；"
+                         f"咨询电话 {center.phone}（{center.hours}）。")
+        else:
+            lines.append(f"如需直接反映，请致电 {center.phone}（{center.hours}）。")
         return Reply.text(*lines)
 
     def _center_faq(self, key: str) -> str | None:

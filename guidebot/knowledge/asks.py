@@ -47,6 +47,9 @@ class OutsideTopic:
     topic: str  # the thing, as the reply names it: 机动车驾驶证
     unless: tuple[str, ...]  # name fragments: a catalog naming one of them does handle the topic
     asks: tuple[str, ...]
+    # About this center itself (its staff, its phone line, the bot), not a service: no item answers
+    # it, yet it is no other office's business either — it is feedback for the center's staff.
+    about_center: bool = False
 
 
 def read_item_asks(doc: object, source: str, item_names: set[str] | None = None) -> tuple[ItemAsks, ...]:
@@ -83,13 +86,16 @@ def read_outside_topics(doc: object, source: str) -> tuple[OutsideTopic, ...]:
             continue
         asks = _asks(entry.get("asks"))
         unless = entry.get("unless") or []
+        about_center = entry.get("center", False)
         if not asks:
             errors.append(RowError(where, "asks", "缺少问法示例"))
         if not isinstance(unless, list):
             errors.append(RowError(where, "unless", "应为事项名称用词的列表"))
-        if asks and isinstance(unless, list):
+        if not isinstance(about_center, bool):
+            errors.append(RowError(where, "center", "应为 true 或 false"))
+        if asks and isinstance(unless, list) and isinstance(about_center, bool):
             words = tuple(w for w in (compact(str(u)) for u in unless) if w)
-            found.append(OutsideTopic(str(entry["topic"]).strip(), words, asks))
+            found.append(OutsideTopic(str(entry["topic"]).strip(), words, asks, about_center))
     if errors:
         raise CatalogError(source, errors, what="问法示例")
     return tuple(found)
@@ -123,7 +129,7 @@ class AskMatch:
 @dataclass(frozen=True)
 class AskSearch:
     items: dict[int, AskMatch]  # by item position, best supported first (at most KEPT_ITEMS)
-    outside: tuple[str, AskMatch] | None  # the best supported topic the center does not handle
+    outside: tuple[OutsideTopic, AskMatch] | None  # the best supported topic the center does not handle
 
 
 NOTHING = AskSearch({}, None)
@@ -148,14 +154,14 @@ class AskIndex:
                 for ask in entry.asks:
                     keys.append(position)
                     self._texts.append(ask)
-        self._topics: list[str] = []
+        self._topics: list[OutsideTopic] = []
         for topic in outside:
             if any(word in names_text for word in topic.unless):
                 continue
             for ask in topic.asks:
                 keys.append(self._items + len(self._topics))
                 self._texts.append(ask)
-            self._topics.append(topic.topic)
+            self._topics.append(topic)
         self._keys = np.asarray(keys, dtype=np.int64)
         self.items_with_asks = frozenset(k for k in keys if k < self._items)
         # Features as numbers: one flat (row, feature) pair per occurrence, postings sorted by feature.
@@ -213,7 +219,7 @@ class AskIndex:
         nearest[keys[starts]] = hit[starts]
         supported = np.flatnonzero(totals)
         items: dict[int, AskMatch] = {}
-        outside: tuple[str, AskMatch] | None = None
+        outside: tuple[OutsideTopic, AskMatch] | None = None
         for key in supported[np.argsort(-totals[supported], kind="stable")].tolist():
             match = AskMatch(float(totals[key]), self._texts[nearest[key]])
             if key >= self._items:

@@ -31,7 +31,7 @@ import jieba
 import numpy as np
 from rapidfuzz.distance import LCSseq
 
-from guidebot.knowledge.asks import AskIndex, AskMatch
+from guidebot.knowledge.asks import AskIndex, AskMatch, OutsideTopic
 from guidebot.knowledge.catalog import Catalog, Item
 from guidebot.knowledge.fields import FIELD_WORDS as field_words
 from guidebot.knowledge.fields import Field, detect_field
@@ -76,6 +76,7 @@ class MatchResult:
     corrected: str = ""  # the message as read after typo correction
     # unknown: what the message named that this center does not handle (银行卡, 签证, 上海), for the reply
     outside: tuple[str, ...] = ()
+    about_center: bool = False  # unknown: the message is about this center itself (its staff, its phone …)
 
     @property
     def items(self) -> tuple[Item, ...]:
@@ -120,7 +121,7 @@ ASK_CANDIDATES = 10
 ASK_MIN = 0.5  # support below this is the noise of shared everyday words
 ASK_SCALE = 0.6
 OUTSIDE_SUPPORT_MIN = 0.6  # support of a thing the center does not do, to decline for it …
-OUTSIDE_WORDS_MAX = 0.9  # … and no item is named by the message's own words
+OUTSIDE_WORDS_MAX = 0.85  # … and no item is named by the message's own words
 OUTSIDE_MARGIN = 0.1  # … when no item's asks are about as near
 SHORT_MESSAGE = 10  # a shorter message is contained in too many asks for them to tell more than its words
 DISAGREE_GAP = 0.3  # support by which the nearest asks' item must beat the winner's to be offered too …
@@ -171,7 +172,7 @@ class _Query:
     tokens: list[str] = field(default_factory=list)
     situations: frozenset[str] = frozenset()
     asked: dict[int, AskMatch] = field(default_factory=dict)  # support of example asks by item position, best first
-    outside_ask: tuple[str, AskMatch] | None = None  # the nearest ask about a thing the center does not do
+    outside_ask: tuple[OutsideTopic, AskMatch] | None = None  # the nearest ask about a thing the center does not do
 
 
 class CatalogIndex:
@@ -563,9 +564,11 @@ class CatalogIndex:
             outside = [unit.text for unit in query.units if unit.foreign]
             if elsewhere:
                 outside += self.elsewhere.places_in(query.text)
-            if declined and not outside:
-                outside.append(declined[0])
+            about_center = declined is not None and declined[0].about_center
+            if declined and (about_center or not outside):
+                outside = [declined[0].topic]
             return MatchResult(Decision.UNKNOWN, query.field, (), shown, corrected=query.text,
+                               about_center=about_center,
                                outside=tuple(dict.fromkeys(outside)))
         best = ranked[0]
         # A weak winner is no winner: below SURE_SCORE, every candidate near it is offered instead.
