@@ -120,6 +120,7 @@ ASKED_SITUATION_BONUS = 0.08
 ASK_CANDIDATES = 10
 ASK_MIN = 0.5  # support below this is the noise of shared everyday words
 ASK_SCALE = 0.6
+ASK_SCALE_SHORT = 0.4  # a short message is contained in many asks: their support is surer evidence in a longer one
 OUTSIDE_SUPPORT_MIN = 0.6  # support of a thing the center does not do, to decline for it …
 OUTSIDE_WORDS_MAX = 0.85  # … and no item is named by the message's own words
 OUTSIDE_MARGIN = 0.1  # … when no item's asks are about as near
@@ -489,7 +490,8 @@ class CatalogIndex:
         # Only for the situation the message asks (补交: not 参保登记), or for a new one when it asks
         # none (残疾人证: not 换领): asks about one topic share its words whatever situation they ask.
         asked_for = situations & query.situations if query.situations else not situations - {"new"}
-        support_bonus = ASK_SCALE * (support - ASK_MIN) if support >= ASK_MIN and asked_for else 0.0
+        scale = ASK_SCALE_SHORT if len(query.text) < SHORT_MESSAGE else ASK_SCALE
+        support_bonus = scale * (support - ASK_MIN) if support >= ASK_MIN and asked_for else 0.0
         if support_bonus:
             score += support_bonus
             query_coverage = max(query_coverage, support)
