@@ -14,6 +14,9 @@ OTHER_PLACES = (
     "内江", "自贡", "资阳", "巴中", "雅安", "攀枝花", "渝中", "渝北",
 )
 ELSEWHERE_MAX_LENGTH = 30  # a longer message naming a place is telling its story, see Elsewhere.about
+# 去深圳, 搬到海南, 拉到重庆去卖: a place one goes to from here. The service is wanted here, before leaving
+# (异地居住备案, 跨区域涉税报告, 动物检疫证), so such a place is no sign the message is about elsewhere.
+GOING_TO = ("去", "到", "往")
 TIES_HERE = ("回来", "回老家", "回到", "转回", "迁回", "这边", "这里", "本地", "你们", "我们这", "转到", "迁到",
               "迁入", "过来", "转入", "迁来", "落户到", "户口在")
 
@@ -29,14 +32,20 @@ class Elsewhere:
     def places_in(self, text: str) -> list[str]:
         return [place for place in self.other_places if place in text]
 
+    def _gone_to(self, text: str, place: str) -> bool:
+        """Every mention of the place is where someone goes from here (去深圳, 搬到海南)."""
+        starts = [m.start() for m in re.finditer(re.escape(place), text)]
+        return all(start > 0 and text[start - 1] in GOING_TO for start in starts)
+
     def about(self, text: str) -> bool:
         """True when the message is about another place's services (北京积分落户, 上海的社保卡).
 
         A long message that names a place is telling its story (去年在陕西被查, 在深圳打工): the
         place is background there, not where the service is wanted."""
-        if len(text) > ELSEWHERE_MAX_LENGTH or not self.places_in(text):
+        if len(text) > ELSEWHERE_MAX_LENGTH:
             return False
-        return not any(word in text for word in TIES_HERE + self.home)
+        places = [place for place in self.places_in(text) if not self._gone_to(text, place)]
+        return bool(places) and not any(word in text for word in TIES_HERE + self.home)
 
 
 def home_places(text: str) -> tuple[str, ...]:
