@@ -227,10 +227,12 @@ class CatalogIndex:
             self._exact_lengths[name[:2]] = (*self._exact_lengths.get(name[:2], ()), len(name))
         self._synonym_index = self._build_synonym_index()
         self._say_lengths = sorted({len(say) for say in self._synonym_index}, reverse=True)
-        self._gapped_says: dict[str, list[str]] = defaultdict(list)
+        # By first character, longest first, each with its characters: a phrase whose characters are not
+        # all in the message cannot be spread through it.
+        self._gapped_says: dict[str, list[tuple[str, frozenset[str]]]] = defaultdict(list)
         for say in sorted(self._synonym_index, key=len, reverse=True):
             if len(say) >= GAPPED_MIN_LENGTH:
-                self._gapped_says[say[0]].append(say)
+                self._gapped_says[say[0]].append((say, frozenset(say)))
         self._stem_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._concept_items = self._build_concept_items()
         self.typos = TypoCorrector(self._user_words, self._word_df, self.lexicon.stopwords, self._tokenizer)
@@ -378,10 +380,13 @@ class CatalogIndex:
         found = [(start, end, self._synonym_index[text[start:end]])
                  for start, end in _phrase_spans(text, self._synonym_index, self._say_lengths, taken)]
         # 看不见学按摩 in 眼睛看不见，想学个按摩: a long phrase with a few words put between its parts.
+        present = set(text)
         for start, ch in enumerate(text):
             if taken[start]:
                 continue
-            for say in self._gapped_says.get(ch, ()):
+            for say, chars in self._gapped_says.get(ch, ()):
+                if not chars <= present:
+                    continue
                 end = _spread_match(say, text, start, len(say) + GAP_CHARS)
                 if end and not any(taken[start:end]):
                     found.append((start, end, self._synonym_index[say]))
