@@ -217,15 +217,15 @@ class AskIndex:
                              minlength=size)
         nearest = np.empty(size, dtype=np.int64)
         nearest[keys[starts]] = hit[starts]
-        supported = np.flatnonzero(totals)
-        items: dict[int, AskMatch] = {}
+        item_totals = totals[: self._items]
+        supported = np.flatnonzero(item_totals)
+        if len(supported) > KEPT_ITEMS:
+            supported = supported[np.argpartition(-item_totals[supported], KEPT_ITEMS - 1)[:KEPT_ITEMS]]
+        # Best supported first; equal supports by position, as a stable sort of all would give.
+        supported = supported[np.lexsort((supported, -item_totals[supported]))]
+        items = {key: AskMatch(float(totals[key]), self._texts[nearest[key]]) for key in supported.tolist()}
         outside: tuple[OutsideTopic, AskMatch] | None = None
-        for key in supported[np.argsort(-totals[supported], kind="stable")].tolist():
-            match = AskMatch(float(totals[key]), self._texts[nearest[key]])
-            if key >= self._items:
-                outside = outside or (self._topics[key - self._items], match)
-            elif len(items) < KEPT_ITEMS:
-                items[key] = match
-            if outside is not None and len(items) >= KEPT_ITEMS:
-                break
+        if len(totals) > self._items and totals[self._items :].max() > 0:
+            key = self._items + int(np.argmax(totals[self._items :]))
+            outside = (self._topics[key - self._items], AskMatch(float(totals[key]), self._texts[nearest[key]]))
         return AskSearch(items, outside)
