@@ -34,6 +34,8 @@ KEPT_ITEMS = 50  # items reported by a search, best supported first
 # the message make an item surer than one lucky ask (measured: nearest alone picks the right item
 # for 64 % of held-out questions, the five nearest so weighted for 82 %).
 SUPPORT_WEIGHTS = (1.0, 0.8, 0.6, 0.4, 0.2)
+ASK_MIN = 0.5  # support below this is the noise of shared everyday words
+SHORT_MESSAGE = 10  # a shorter message is contained in too many asks for them to tell more than its words
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,6 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Container, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import lru_cache
 
 import bm25s
@@ -31,13 +29,15 @@ import jieba
 import numpy as np
 from rapidfuzz.distance import LCSseq
 
-from guidebot.knowledge.asks import AskIndex, AskMatch, OutsideTopic
+from guidebot.knowledge.asks import ASK_MIN, SHORT_MESSAGE, AskIndex
 from guidebot.knowledge.catalog import Catalog, Item
+from guidebot.knowledge.decisions import MAX_CHOICES, Decider, Decision, MatchResult, Scored
 from guidebot.knowledge.fields import FIELD_WORDS as field_words
-from guidebot.knowledge.fields import Field, detect_field
+from guidebot.knowledge.fields import detect_field
 from guidebot.knowledge.lexicon import Lexicon, Synonym, bundled_lexicon
 from guidebot.knowledge.normalize import MAX_MATCH_CHARS, name_variants, normalize
 from guidebot.knowledge.places import Elsewhere
+from guidebot.knowledge.query import Query, Unit
 from guidebot.knowledge.situations import (
     SITUATION_MARKS,
     SITUATION_SAY_LENGTHS,
@@ -49,51 +49,10 @@ from guidebot.knowledge.typos import EVERYDAY_WORD_FREQ, HAN, TypoCorrector
 
 jieba.setLogLevel(60)
 
-
-class Decision(StrEnum):
-    ANSWER = "answer"
-    CLARIFY = "clarify"
-    UNKNOWN = "unknown"
+__all__ = ["CatalogIndex", "Decision", "MatchResult", "Scored"]
 
 
-@dataclass(frozen=True)
-class Scored:
-    item: Item
-    score: float  # up to 1 + EXACT_NAME_BONUS: a name written out in full ranks above a paraphrase
-    query_coverage: float
-    name_coverage: float
-    support: float = 0.0  # how near this item's example asks are (asks.py)
-    support_bonus: float = 0.0  # what that support added to the score
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    decision: Decision
-    field: Field
-    choices: tuple[Scored, ...]  # answer: the item first; clarify: the choices offered; unknown: ()
-    ranked: tuple[Scored, ...]  # the best candidates, best first, whatever the decision
-    main_item: str = ""  # set when the choices are situations of one main item
-    corrected: str = ""  # the message as read after typo correction
-    # unknown: what the message named that this center does not handle (银行卡, 签证, 上海), for the reply
-    outside: tuple[str, ...] = ()
-    about_center: bool = False  # unknown: the message is about this center itself (its staff, its phone …)
-
-    @property
-    def items(self) -> tuple[Item, ...]:
-        return tuple(s.item for s in self.choices)
-
-    @property
-    def best(self) -> Item | None:
-        return self.choices[0].item if self.choices else None
-
-
-# Thresholds (fractions, see the module docstring). Tuned on eval/questions.jsonl.
-MIN_QUERY_COVERAGE = 0.5
-MIN_SCORE = 0.55
-TIE_MARGIN = 0.04
-SURE_SCORE = 0.75
-UNSURE_MARGIN = 0.1
-MAX_CHOICES = 5
+# Scoring (fractions, see the module docstring); the decision thresholds are in decisions.py.
 CANDIDATES = 25
 MAX_CONCEPT_ITEMS = 60
 
@@ -118,19 +77,8 @@ UNASKED_SITUATION_PENALTY = 0.06
 ASKED_SITUATION_BONUS = 0.08
 # Example asks (asks.py): an item's support is the similarity of its nearest asks, summed by rank.
 ASK_CANDIDATES = 10
-ASK_MIN = 0.5  # support below this is the noise of shared everyday words
 ASK_SCALE = 0.6
 ASK_SCALE_SHORT = 0.4  # a short message is contained in many asks: their support is surer evidence in a longer one
-OUTSIDE_SUPPORT_MIN = 0.6  # support of a thing the center does not do, to decline for it …
-OUTSIDE_WORDS_MAX = 0.85  # … and no item is named by the message's own words
-OUTSIDE_MARGIN = 0.1  # … when no item's asks are about as near
-SHORT_MESSAGE = 10  # a shorter message is contained in too many asks for them to tell more than its words
-DISAGREE_GAP = 0.3  # support by which the nearest asks' item must beat the winner's to be offered too …
-DISAGREE_LONG = 25  # … in a message shorter than this; in a longer story, whose words name neighbouring
-DISAGREE_LONG_GAP = 0.05  # things too, any disagreement is offered
-ASKS_ALONE_MIN = 0.55  # support on which the asks answer a message whose own words name no item …
-ASKS_ALONE_MARGIN = 0.1  # … when no topic the center does not handle is as near
-ASKS_ALONE_TIE = 0.1  # items supported within this of the nearest are offered with it
 # Words for documents, cards and fees: one the catalog never names (银行卡, 签证, 房产证) says the message is
 # about something else, however well the rest of it fits an item.
 _THING_ENDINGS = ("证", "照", "卡", "费")
@@ -151,29 +99,6 @@ def _base_tokenizer() -> jieba.Tokenizer:
     tokenizer = jieba.Tokenizer()
     tokenizer.initialize()
     return tokenizer
-
-
-@dataclass
-class _Unit:
-    """One piece of evidence in a message: a word, or a concept with its official phrasings."""
-
-    alternatives: tuple[str, ...]
-    weight: float
-    is_concept: bool = False
-    text: str = ""
-    soft: bool = False  # a field word (材料, 窗口 …): evidence when an item has it, never counted against one
-    foreign: bool = False  # a document or fee the catalog never names (银行卡, 签证): counted against in full
-
-
-@dataclass
-class _Query:
-    text: str
-    field: Field
-    units: list[_Unit] = field(default_factory=list)
-    tokens: list[str] = field(default_factory=list)
-    situations: frozenset[str] = frozenset()
-    asked: dict[int, AskMatch] = field(default_factory=dict)  # support of example asks by item position, best first
-    outside_ask: tuple[OutsideTopic, AskMatch] | None = None  # the nearest ask about a thing the center does not do
 
 
 class CatalogIndex:
@@ -240,6 +165,7 @@ class CatalogIndex:
         self._whole_names = {text for texts in self._texts for text in texts}
         self._asks = AskIndex([item.name for item in self.items], self.lexicon.item_asks, self.lexicon.outside)
         self._codes_with_asks = {self.items[position].code for position in self._asks.items_with_asks}
+        self._decider = Decider(self)
 
     # ------------------------------------------------------------------ building
 
@@ -294,12 +220,12 @@ class CatalogIndex:
 
     # ------------------------------------------------------------------ reading a message
 
-    def _read(self, message: str) -> _Query:
+    def _read(self, message: str) -> Query:
         text = normalize(message)[:MAX_MATCH_CHARS]
         field_asked = detect_field(text)
         compact_text = text.replace(" ", "")
         compact_text = self.typos.correct(compact_text)
-        query = _Query(text=compact_text, field=field_asked, situations=asked_situations(compact_text))
+        query = Query(text=compact_text, field=field_asked, situations=asked_situations(compact_text))
         # Case numbers are never fuzzy-matched: they leave the message here; other digits only count
         # inside a synonym phrase (满60岁, 4050人员) and leave after those are found.
         residual = _CASE_NUMBER.sub(" ", compact_text)
@@ -307,7 +233,7 @@ class CatalogIndex:
         things = self._foreign_things(residual, phrases)
         for begin, end in things:
             thing = residual[begin:end]
-            query.units.append(_Unit(alternatives=(thing,), weight=FOREIGN_THING_WEIGHT, text=thing, foreign=True))
+            query.units.append(Unit(alternatives=(thing,), weight=FOREIGN_THING_WEIGHT, text=thing, foreign=True))
             residual = residual[:begin] + " " * (end - begin) + residual[end:]
         concept_texts: list[str] = []
         implied: frozenset[str] = frozenset()
@@ -317,7 +243,7 @@ class CatalogIndex:
             say = residual[begin:end]
             for synonym in synonyms:
                 alternatives = (*synonym.means, *self._stems(synonym), say)
-                query.units.append(_Unit(alternatives=alternatives, weight=CONCEPT_WEIGHT, is_concept=True, text=say))
+                query.units.append(Unit(alternatives=alternatives, weight=CONCEPT_WEIGHT, is_concept=True, text=say))
                 concept_texts.extend(synonym.means)
                 implied |= self._implied_situations(synonym)
             residual = residual[:begin] + " " * (end - begin) + residual[end:]
@@ -329,7 +255,7 @@ class CatalogIndex:
         for begin, end in _phrase_spans(residual, SITUATION_SAYS, SITUATION_SAY_LENGTHS):
             say = residual[begin:end]
             weight = self._word_weight(say) if say in self._word_df else SITUATION_WORD_WEIGHT
-            query.units.append(_Unit(alternatives=(say, *SITUATION_SAYS[say]), weight=weight, text=say))
+            query.units.append(Unit(alternatives=(say, *SITUATION_SAYS[say]), weight=weight, text=say))
             residual = residual[:begin] + " " * (end - begin) + residual[end:]
         words = []
         # One jieba pass over the whole residual: it splits at the spaces left by synonyms itself.
@@ -343,7 +269,7 @@ class CatalogIndex:
                 continue
             seen.add(word)
             soft = bool(field_words.search(word))
-            query.units.append(_Unit(alternatives=(word,), weight=self._word_weight(word), text=word, soft=soft))
+            query.units.append(Unit(alternatives=(word,), weight=self._word_weight(word), text=word, soft=soft))
         query.tokens = [w for w in self._cut(compact_text) if w not in self.lexicon.stopwords]
         query.tokens += ["#" + ch for ch in compact_text if HAN.match(ch)]
         for phrase in concept_texts:
@@ -429,7 +355,7 @@ class CatalogIndex:
 
     # ------------------------------------------------------------------ scoring
 
-    def _candidates(self, query: _Query) -> set[int]:
+    def _candidates(self, query: Query) -> set[int]:
         candidates: set[int] = set()
         if query.tokens:
             scores = self._bm25.get_scores(query.tokens)
@@ -447,7 +373,7 @@ class CatalogIndex:
                 candidates.update(self._exact.get(text[start : start + length], ()))
         return candidates
 
-    def _score(self, position: int, query: _Query) -> Scored:
+    def score(self, position: int, query: Query) -> Scored:
         joined = self._joined[position]
         matched = unmatched = foreign = 0.0
         # What the message says about this item: its own words plus the official phrases of the
@@ -502,7 +428,7 @@ class CatalogIndex:
             query_coverage = max(query_coverage, support)
         return Scored(self.items[position], max(score, 0.0), query_coverage, name_coverage, support, support_bonus)
 
-    def rank(self, message: str, top: int = 10) -> tuple[_Query, list[Scored]]:
+    def rank(self, message: str, top: int = 10) -> tuple[Query, list[Scored]]:
         query = self._read(message)
         if not query.units:
             return query, []
@@ -512,98 +438,19 @@ class CatalogIndex:
             query.asked, query.outside_ask = found.items, found.outside
         candidates = self._candidates(query)
         candidates.update(p for p in list(query.asked)[:ASK_CANDIDATES] if query.asked[p].similarity >= ASK_MIN)
-        scored = [self._score(p, query) for p in candidates]
+        scored = [self.score(p, query) for p in candidates]
         scored.sort(key=lambda s: (-s.score, -s.name_coverage, not s.item.has_guide, len(s.item.name)))
         return query, scored[:top]
 
-    def _declines(self, query: _Query, ranked: Sequence[Scored]) -> bool:
-        """True when the message is nearer an ask about something the center does not do than any
-        ask of an item it does (小车驾驶证到期了 against 拖拉机驾驶证)."""
-        if query.outside_ask is None:
-            return False
-        outside = query.outside_ask[1].similarity
-        best_item = next(iter(query.asked.values())).similarity if query.asked else 0.0
-        named = bool(ranked) and ranked[0].score - ranked[0].support_bonus >= OUTSIDE_WORDS_MAX
-        return outside >= OUTSIDE_SUPPORT_MIN and outside >= best_item + OUTSIDE_MARGIN and not named
+    def has_asks(self, item: Item) -> bool:
+        return item.code in self._codes_with_asks
 
-    def _with_nearest_asked(self, query: _Query, ranked: Sequence[Scored], tied: list[Scored]) -> list[Scored]:
-        """The choices, with the item whose asks are nearest the message among them when its asks
-        are clearly nearer than the winner's: the words and the asks disagree, so the citizen chooses."""
-        if not query.asked or len(query.text) < SHORT_MESSAGE:
-            return tied
-        position = next(iter(query.asked))  # best supported first
-        support = query.asked[position].similarity
-        nearest = self.items[position]
-        if support < ASK_MIN or any(s.item is nearest for s in tied):
-            return tied
-        if tied[0].item.code not in self._codes_with_asks:
-            return tied  # no asks of the winner to compare with: its words alone speak for it
-        gap = DISAGREE_LONG_GAP if len(query.text) >= DISAGREE_LONG else DISAGREE_GAP
-        if support - tied[0].support < gap:
-            return tied
-        found = next((s for s in ranked if s.item is nearest), None) or self._score(position, query)
-        return [*tied[: MAX_CHOICES - 1], found]
-
-    def _by_asks(self, query: _Query) -> list[Scored]:
-        """The items whose asks are near a message that names none of them in its own words
-        (笔试面试都过了 → 教师资格认定), nearest first; none when they are not near enough."""
-        if not query.asked or len(query.text) < SHORT_MESSAGE:
-            return []
-        nearest = next(iter(query.asked.values())).similarity
-        outside = query.outside_ask[1].similarity if query.outside_ask else 0.0
-        if nearest < ASKS_ALONE_MIN or outside > nearest - ASKS_ALONE_MARGIN:
-            return []
-        close = [p for p, m in query.asked.items() if m.similarity >= nearest - ASKS_ALONE_TIE]
-        return [self._score(p, query) for p in close[:MAX_CHOICES]]
+    def situations_of(self, item: Item) -> frozenset[str]:
+        return self._situations_of[item.code]
 
     def match(self, message: str, top: int = MAX_CHOICES) -> MatchResult:
         query, ranked = self.rank(message, top=max(top, 20))
-        shown = tuple(ranked[: max(top, MAX_CHOICES)])
-        weak = not ranked or ranked[0].query_coverage < MIN_QUERY_COVERAGE or ranked[0].score < MIN_SCORE
-        elsewhere = self.elsewhere.about(query.text)
-        declined = query.outside_ask if self._declines(query, ranked) else None
-        if weak and not elsewhere and not declined and not any(unit.foreign for unit in query.units):
-            by_asks = self._by_asks(query)
-            if by_asks:
-                decision = Decision.ANSWER if len(by_asks) == 1 else Decision.CLARIFY
-                return MatchResult(decision, query.field, tuple(by_asks), shown, corrected=query.text)
-        if weak or elsewhere or declined:
-            outside = [unit.text for unit in query.units if unit.foreign]
-            if elsewhere:
-                outside += self.elsewhere.places_in(query.text)
-            about_center = declined is not None and declined[0].about_center
-            if declined and (about_center or not outside):
-                outside = [declined[0].topic]
-            return MatchResult(Decision.UNKNOWN, query.field, (), shown, corrected=query.text,
-                               about_center=about_center,
-                               outside=tuple(dict.fromkeys(outside)))
-        best = ranked[0]
-        # A weak winner is no winner: below SURE_SCORE, every candidate near it is offered instead.
-        margin = TIE_MARGIN if best.score >= SURE_SCORE else UNSURE_MARGIN
-        tied = [s for s in ranked if s.score >= best.score - margin and s.query_coverage >= MIN_QUERY_COVERAGE]
-        tied = self._with_nearest_asked(query, ranked, tied)
-        if len(tied) == 1:
-            return MatchResult(Decision.ANSWER, query.field, (best,), shown, corrected=query.text)
-        mains = {s.item.main_item for s in tied}
-        main_item = next(iter(mains)) if len(mains) == 1 and "" not in mains else ""
-        new_one = next((s for s in tied if "new" in self._situations_of[s.item.code]), None)
-        if main_item and not query.situations and new_one is not None:
-            # Situations of one thing, none named: the new one is meant; the answer offers the rest.
-            return MatchResult(Decision.ANSWER, query.field, (new_one,), shown, corrected=query.text)
-        if not main_item:
-            # Different things fit: offer each main item once (its best situation); the answer
-            # then offers that item's other situations by number.
-            seen: set[str] = set()
-            kept = []
-            for scored in tied:
-                if scored.item.main_item in seen:
-                    continue
-                if scored.item.main_item:
-                    seen.add(scored.item.main_item)
-                kept.append(scored)
-            tied = kept
-        return MatchResult(Decision.CLARIFY, query.field, tuple(tied[:MAX_CHOICES]), shown,
-                           main_item=main_item, corrected=query.text)
+        return self._decider.decide(query, ranked, top)
 
 
 def _spread_match(phrase: str, text: str, start: int, max_span: int) -> int:
@@ -639,7 +486,7 @@ def _is_stray_symbol(word: str) -> bool:
     return len(word) == 1 and not HAN.match(word)
 
 
-def _unit_match(unit: _Unit, joined: str) -> tuple[float, str]:
+def _unit_match(unit: Unit, joined: str) -> tuple[float, str]:
     """How well one piece of evidence is found in an item's texts (1 found, partial for long words),
     and which of its phrasings was found. `joined` holds the texts separated by "|", which no
     phrase contains, so a phrase found in it lies within one text."""

@@ -1,0 +1,182 @@
+"""From the ranked candidates of a message to a decision: answer one item, clarify among a few, or
+say unknown — naming what the center does not handle, or hearing what is about the center itself.
+
+The thresholds are fractions (see matching.py), so one set serves a 6-item catalog and 100,000 items;
+they were tuned on eval/questions.jsonl and the read held-out sets (docs/evaluation.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from guidebot.knowledge.asks import ASK_MIN, SHORT_MESSAGE
+from guidebot.knowledge.catalog import Item
+from guidebot.knowledge.fields import Field
+from guidebot.knowledge.places import Elsewhere
+from guidebot.knowledge.query import Query
+
+
+class Decision(StrEnum):
+    ANSWER = "answer"
+    CLARIFY = "clarify"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Scored:
+    item: Item
+    score: float  # up to 1 + EXACT_NAME_BONUS: a name written out in full ranks above a paraphrase
+    query_coverage: float
+    name_coverage: float
+    support: float = 0.0  # how near this item's example asks are (asks.py)
+    support_bonus: float = 0.0  # what that support added to the score
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    decision: Decision
+    field: Field
+    choices: tuple[Scored, ...]  # answer: the item first; clarify: the choices offered; unknown: ()
+    ranked: tuple[Scored, ...]  # the best candidates, best first, whatever the decision
+    main_item: str = ""  # set when the choices are situations of one main item
+    corrected: str = ""  # the message as read after typo correction
+    # unknown: what the message named that this center does not handle (银行卡, 签证, 上海), for the reply
+    outside: tuple[str, ...] = ()
+    about_center: bool = False  # unknown: the message is about this center itself (its staff, its phone …)
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        return tuple(s.item for s in self.choices)
+
+    @property
+    def best(self) -> Item | None:
+        return self.choices[0].item if self.choices else None
+
+
+# The best candidate must explain this much of the message and score this much, else unknown; below
+# SURE_SCORE, every candidate within UNSURE_MARGIN of it is offered too (within TIE_MARGIN above it).
+MIN_QUERY_COVERAGE = 0.5
+MIN_SCORE = 0.55
+TIE_MARGIN = 0.04
+SURE_SCORE = 0.75
+UNSURE_MARGIN = 0.1
+MAX_CHOICES = 5
+# Example asks (asks.py) in the decision.
+OUTSIDE_SUPPORT_MIN = 0.6  # support of a thing the center does not do, to decline for it …
+OUTSIDE_WORDS_MAX = 0.85  # … and no item is named by the message's own words
+OUTSIDE_MARGIN = 0.1  # … when no item's asks are about as near
+DISAGREE_GAP = 0.3  # support by which the nearest asks' item must beat the winner's to be offered too …
+DISAGREE_LONG = 25  # … in a message shorter than this; in a longer story, whose words name neighbouring
+DISAGREE_LONG_GAP = 0.05  # things too, any disagreement is offered
+ASKS_ALONE_MIN = 0.55  # support on which the asks answer a message whose own words name no item …
+ASKS_ALONE_MARGIN = 0.1  # … when no topic the center does not handle is as near
+ASKS_ALONE_TIE = 0.1  # items supported within this of the nearest are offered with it
+
+
+class Scorer(Protocol):
+    """What deciding needs of the index that scored the candidates."""
+
+    items: list[Item]
+    elsewhere: Elsewhere
+
+    def score(self, position: int, query: Query) -> Scored: ...
+
+    def has_asks(self, item: Item) -> bool: ...
+
+    def situations_of(self, item: Item) -> frozenset[str]: ...
+
+
+class Decider:
+    def __init__(self, index: Scorer) -> None:
+        self._index = index
+
+    def _declines(self, query: Query, ranked: Sequence[Scored]) -> bool:
+        """True when the message is nearer an ask about something the center does not do than any
+        ask of an item it does (小车驾驶证到期了 against 拖拉机驾驶证)."""
+        if query.outside_ask is None:
+            return False
+        outside = query.outside_ask[1].similarity
+        best_item = next(iter(query.asked.values())).similarity if query.asked else 0.0
+        named = bool(ranked) and ranked[0].score - ranked[0].support_bonus >= OUTSIDE_WORDS_MAX
+        return outside >= OUTSIDE_SUPPORT_MIN and outside >= best_item + OUTSIDE_MARGIN and not named
+
+    def _with_nearest_asked(self, query: Query, ranked: Sequence[Scored], tied: list[Scored]) -> list[Scored]:
+        """The choices, with the item whose asks are nearest the message among them when its asks
+        are clearly nearer than the winner's: the words and the asks disagree, so the citizen chooses."""
+        if not query.asked or len(query.text) < SHORT_MESSAGE:
+            return tied
+        position = next(iter(query.asked))  # best supported first
+        support = query.asked[position].similarity
+        nearest = self._index.items[position]
+        if support < ASK_MIN or any(s.item is nearest for s in tied):
+            return tied
+        if not self._index.has_asks(tied[0].item):
+            return tied  # no asks of the winner to compare with: its words alone speak for it
+        gap = DISAGREE_LONG_GAP if len(query.text) >= DISAGREE_LONG else DISAGREE_GAP
+        if support - tied[0].support < gap:
+            return tied
+        found = next((s for s in ranked if s.item is nearest), None) or self._index.score(position, query)
+        return [*tied[: MAX_CHOICES - 1], found]
+
+    def _by_asks(self, query: Query) -> list[Scored]:
+        """The items whose asks are near a message that names none of them in its own words
+        (笔试面试都过了 → 教师资格认定), nearest first; none when they are not near enough."""
+        if not query.asked or len(query.text) < SHORT_MESSAGE:
+            return []
+        nearest = next(iter(query.asked.values())).similarity
+        outside = query.outside_ask[1].similarity if query.outside_ask else 0.0
+        if nearest < ASKS_ALONE_MIN or outside > nearest - ASKS_ALONE_MARGIN:
+            return []
+        close = [p for p, m in query.asked.items() if m.similarity >= nearest - ASKS_ALONE_TIE]
+        return [self._index.score(p, query) for p in close[:MAX_CHOICES]]
+
+    def decide(self, query: Query, ranked: Sequence[Scored], top: int = MAX_CHOICES) -> MatchResult:
+        """Answer, clarify or unknown, from the message as read and its candidates best first."""
+        shown = tuple(ranked[: max(top, MAX_CHOICES)])
+        weak = not ranked or ranked[0].query_coverage < MIN_QUERY_COVERAGE or ranked[0].score < MIN_SCORE
+        elsewhere = self._index.elsewhere.about(query.text)
+        declined = query.outside_ask if self._declines(query, ranked) else None
+        if weak and not elsewhere and not declined and not any(unit.foreign for unit in query.units):
+            by_asks = self._by_asks(query)
+            if by_asks:
+                decision = Decision.ANSWER if len(by_asks) == 1 else Decision.CLARIFY
+                return MatchResult(decision, query.field, tuple(by_asks), shown, corrected=query.text)
+        if weak or elsewhere or declined:
+            outside = [unit.text for unit in query.units if unit.foreign]
+            if elsewhere:
+                outside += self._index.elsewhere.places_in(query.text)
+            about_center = declined is not None and declined[0].about_center
+            if declined and (about_center or not outside):
+                outside = [declined[0].topic]
+            return MatchResult(Decision.UNKNOWN, query.field, (), shown, corrected=query.text,
+                               about_center=about_center,
+                               outside=tuple(dict.fromkeys(outside)))
+        best = ranked[0]
+        # A weak winner is no winner: below SURE_SCORE, every candidate near it is offered instead.
+        margin = TIE_MARGIN if best.score >= SURE_SCORE else UNSURE_MARGIN
+        tied = [s for s in ranked if s.score >= best.score - margin and s.query_coverage >= MIN_QUERY_COVERAGE]
+        tied = self._with_nearest_asked(query, ranked, tied)
+        if len(tied) == 1:
+            return MatchResult(Decision.ANSWER, query.field, (best,), shown, corrected=query.text)
+        mains = {s.item.main_item for s in tied}
+        main_item = next(iter(mains)) if len(mains) == 1 and "" not in mains else ""
+        new_one = next((s for s in tied if "new" in self._index.situations_of(s.item)), None)
+        if main_item and not query.situations and new_one is not None:
+            # Situations of one thing, none named: the new one is meant; the answer offers the rest.
+            return MatchResult(Decision.ANSWER, query.field, (new_one,), shown, corrected=query.text)
+        if not main_item:
+            # Different things fit: offer each main item once (its best situation); the answer
+            # then offers that item's other situations by number.
+            seen: set[str] = set()
+            kept = []
+            for scored in tied:
+                if scored.item.main_item in seen:
+                    continue
+                if scored.item.main_item:
+                    seen.add(scored.item.main_item)
+                kept.append(scored)
+            tied = kept
+        return MatchResult(Decision.CLARIFY, query.field, tuple(tied[:MAX_CHOICES]), shown,
+                           main_item=main_item, corrected=query.text)

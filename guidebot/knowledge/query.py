@@ -1,0 +1,33 @@
+"""A message as the matcher reads it: the evidence it holds and what the example asks say of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from guidebot.knowledge.asks import AskMatch, OutsideTopic
+from guidebot.knowledge.fields import Field
+
+
+@dataclass
+class Unit:
+    """One piece of evidence in a message: a word, or a concept with its official phrasings."""
+
+    alternatives: tuple[str, ...]
+    weight: float
+    is_concept: bool = False
+    text: str = ""
+    soft: bool = False  # a field word (材料, 窗口 …): evidence when an item has it, never counted against one
+    foreign: bool = False  # a document or fee the catalog never names (银行卡, 签证): counted against in full
+
+
+@dataclass
+class Query:
+    """A message as read: its compact text, the field asked, its evidence, and what the asks say of it."""
+
+    text: str
+    field: Field
+    units: list[Unit] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+    situations: frozenset[str] = frozenset()
+    asked: dict[int, AskMatch] = field(default_factory=dict)  # support of example asks by item position, best first
+    outside_ask: tuple[OutsideTopic, AskMatch] | None = None  # the nearest ask about a thing the center does not do
