@@ -66,7 +66,7 @@ MAX_CHOICES = 5
 # Example asks (asks.py) in the decision.
 OUTSIDE_SUPPORT_MIN = 0.6  # support of a thing the center does not do, to decline for it …
 OUTSIDE_WORDS_MAX = 0.85  # … and no item is named by the message's own words
-OUTSIDE_MARGIN = 0.1  # … when no item's asks are about as near
+OUTSIDE_MARGIN = 0.0  # … when it is at least as near as any item's asks
 DISAGREE_GAP = 0.3  # support by which the nearest asks' item must beat the winner's to be offered too …
 DISAGREE_LONG = 25  # … in a message shorter than this; in a longer story, whose words name neighbouring
 DISAGREE_LONG_GAP = 0.05  # things too, any disagreement is offered
