@@ -96,10 +96,10 @@ def cmd_synonyms_import(args: argparse.Namespace) -> int:
 
 def cmd_synonyms_draft(args: argparse.Namespace) -> int:
     """The questions the bot could not answer, most asked first, as an `asks:` draft for staff."""
-    from guidebot.outbox.cli import _parse_time
+    from guidebot.cli_args import parse_time
     from guidebot.store.db import open_store
 
-    since = _parse_time(args.since) if args.since else None
+    since = parse_time(args.since) if args.since else None
     index = _index_for(None)
     store = open_store(_settings().database_url)
     try:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import getpass
 import logging
 import os
 import signal
 from typing import Any
 
+from guidebot.cli_args import parse_time
 from guidebot.settings import Settings
 
 __all__ = ["cmd_broadcast", "cmd_outbox_run", "cmd_outbox_status", "cmd_stats", "register"]
@@ -63,19 +63,11 @@ def _catalog() -> Any:
     return load_configured_catalog(Settings.load())
 
 
-def _parse_time(text: str) -> dt.datetime:
-    cleaned = text.strip().replace("T", " ").replace("/", "-")
-    try:
-        return dt.datetime.fromisoformat(cleaned)
-    except ValueError:
-        raise SystemExit(f"无法识别的时间：{text}（例如 2025-12-05 09:00）") from None
-
-
 def cmd_broadcast(args: argparse.Namespace) -> int:
     """Send (or schedule, or just count) a notice to the notice subscribers."""
     from guidebot.outbox.broadcast import create_broadcast, dry_run
 
-    at = _parse_time(args.at) if args.at else None
+    at = parse_time(args.at) if args.at else None
     department, item = args.department, args.item
     if item and not department:
         known = _catalog().get(item)
@@ -176,7 +168,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     """Questions, unanswered questions, items, ratings, on-time rate, working days to finish."""
     from guidebot.outbox.stats import collect_stats, render_stats
 
-    since = _parse_time(args.since) if args.since else None
+    since = parse_time(args.since) if args.since else None
     catalog = _catalog()
     store = _open_store()
     try:
