@@ -88,6 +88,13 @@ def test_a_word_about_the_center_itself_reaches_its_staff(small_catalog: Catalog
     assert memory_store.logged[-1]["decision"] == "unknown"
 
 
+def test_an_item_read_from_the_story_is_named_as_a_guess(bundled_chat: Conversation) -> None:
+    """No word of the item's name was said: the reply says which item it took, so a wrong guess is corrected."""
+    guessed = bundled_chat.say("考老师的证笔试面试都过了，下一步咋个拿证")
+    assert guessed.startswith("按您说的情况，要办的应是“教师资格认定”")
+    assert not bundled_chat.say("教师资格认定要带什么").startswith("按您说的情况")
+
+
 def test_item_without_guide_says_so_and_gives_the_phone(small_chat: Conversation) -> None:
     reply = small_chat.say("无犯罪记录证明怎么开")
     assert "无犯罪记录证明" in reply and "010-12345678" in reply

@@ -198,7 +198,8 @@ def test_asks_answer_a_situation_told_without_the_items_words(bundled_catalog: C
     assert CatalogIndex(bundled_catalog, words_only).match(story).decision is Decision.UNKNOWN
     answered = with_asks.match(story)
     assert answered.decision is Decision.ANSWER and answered.best is not None
-    assert answered.best.name == "教师资格认定"
+    assert answered.best.name == "教师资格认定" and answered.inferred
+    assert not with_asks.match("教师资格认定要带什么").inferred
     assert with_asks.match("面试过了咋拿证").decision is Decision.UNKNOWN
     licence = OutsideTopic("机动车驾驶证", (), ("考驾照的证笔试面试都过了下一步咋个拿证", "驾照面试过了在哪里领证书"))
     with_outside = CatalogIndex(bundled_catalog, dataclasses.replace(words_only, item_asks=(teacher,),

@@ -165,7 +165,11 @@ class DialogEngine:
         if result.decision is Decision.ANSWER:
             item = result.choices[0].item
             self._log(inbound, raw, result, item.code)
-            return self._answer(item, result.field, state, inbound, question=key)
+            replies = self._answer(item, result.field, state, inbound, question=key)
+            if result.inferred:
+                # Read from the story, not named: say so, so a wrong guess is corrected, not followed.
+                replies.insert(0, Reply.text(f"按您说的情况，要办的应是“{item.name}”（如果不是，请换个说法再问）："))
+            return replies
         if result.decision is Decision.CLARIFY:
             self._log(inbound, raw, result, None)
             return [self._clarify(result, state)]

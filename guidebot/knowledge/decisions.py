@@ -45,6 +45,7 @@ class MatchResult:
     # unknown: what the message named that this center does not handle (银行卡, 签证, 上海), for the reply
     outside: tuple[str, ...] = ()
     about_center: bool = False  # unknown: the message is about this center itself (its staff, its phone …)
+    inferred: bool = False  # answer/clarify: the message's own words name no item; its asks chose
 
     @property
     def items(self) -> tuple[Item, ...]:
@@ -142,7 +143,7 @@ class Decider:
             by_asks = self._by_asks(query)
             if by_asks:
                 decision = Decision.ANSWER if len(by_asks) == 1 else Decision.CLARIFY
-                return MatchResult(decision, query.field, tuple(by_asks), shown, corrected=query.text)
+                return MatchResult(decision, query.field, tuple(by_asks), shown, corrected=query.text, inferred=True)
         if weak or elsewhere or declined:
             outside = [unit.text for unit in query.units if unit.foreign]
             if elsewhere:
