@@ -15,7 +15,7 @@ words (a center that does issue 护照 imports items that say so).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,36 +56,25 @@ class OutsideTopic:
 
 def read_item_asks(doc: object, source: str, item_names: set[str] | None = None) -> tuple[ItemAsks, ...]:
     """The entries of one asks document; with `item_names` (compact), each item must be one of them."""
-    entries = _entry_list(doc, source)
     found: list[ItemAsks] = []
     errors: list[RowError] = []
-    for index, entry in enumerate(entries, 1):
-        where = f"第 {index} 条"
-        if not isinstance(entry, dict) or not str(entry.get("item") or "").strip():
-            errors.append(RowError(where, "item", "缺少事项名称"))
-            continue
+    for where, name, entry in _named_entries(doc, source, "item", "缺少事项名称", errors):
         asks = _asks(entry.get("asks"))
         if not asks:
             errors.append(RowError(where, "asks", "缺少问法示例"))
             continue
-        if item_names is not None and compact(str(entry["item"])) not in item_names:
+        if item_names is not None and compact(name) not in item_names:
             errors.append(RowError(where, "item", f"“{entry['item']}”不是目录中的事项名称"))
             continue
-        found.append(ItemAsks(str(entry["item"]).strip(), asks))
-    if errors:
-        raise CatalogError(source, errors, what="问法示例")
+        found.append(ItemAsks(name, asks))
+    _raise_if_any(errors, source)
     return tuple(found)
 
 
 def read_outside_topics(doc: object, source: str) -> tuple[OutsideTopic, ...]:
-    entries = _entry_list(doc, source)
     found: list[OutsideTopic] = []
     errors: list[RowError] = []
-    for index, entry in enumerate(entries, 1):
-        where = f"第 {index} 条"
-        if not isinstance(entry, dict) or not str(entry.get("topic") or "").strip():
-            errors.append(RowError(where, "topic", "缺少事情的名称"))
-            continue
+    for where, name, entry in _named_entries(doc, source, "topic", "缺少事情的名称", errors):
         asks = _asks(entry.get("asks"))
         unless = entry.get("unless") or []
         about_center = entry.get("center", False)
@@ -97,10 +86,27 @@ def read_outside_topics(doc: object, source: str) -> tuple[OutsideTopic, ...]:
             errors.append(RowError(where, "center", "应为 true 或 false"))
         if asks and isinstance(unless, list) and isinstance(about_center, bool):
             words = tuple(w for w in (compact(str(u)) for u in unless) if w)
-            found.append(OutsideTopic(str(entry["topic"]).strip(), words, asks, about_center))
+            found.append(OutsideTopic(name, words, asks, about_center))
+    _raise_if_any(errors, source)
+    return tuple(found)
+
+
+def _named_entries(doc: object, source: str, key: str, missing: str,
+                   errors: list[RowError]) -> Iterator[tuple[str, str, dict[str, object]]]:
+    """Each entry of an asks document that has a name under `key`, with where it stands; an entry
+    without one is reported in `errors` and skipped."""
+    for index, entry in enumerate(_entry_list(doc, source), 1):
+        where = f"第 {index} 条"
+        name = str(entry.get(key) or "").strip() if isinstance(entry, dict) else ""
+        if not name:
+            errors.append(RowError(where, key, missing))
+            continue
+        yield where, name, entry
+
+
+def _raise_if_any(errors: list[RowError], source: str) -> None:
     if errors:
         raise CatalogError(source, errors, what="问法示例")
-    return tuple(found)
 
 
 def _entry_list(doc: object, source: str) -> list[object]:
