@@ -175,6 +175,14 @@ def test_homophone_correction_only_touches_unknown_characters(bundled_index: Cat
         assert bundled_index.typos.correct(untouched) == untouched
 
 
+def test_near_homophones_are_only_the_confusions_input_methods_forgive(bundled_index: CatalogIndex) -> None:
+    """lin/ling, zh/z … are typos of one sound; 把/报, 给/告, 换/号 are other words, not typos."""
+    assert bundled_index.typos.correct("高林津贴啥时候发") == "高龄津贴啥时候发"
+    assert bundled_index.typos.correct("医保异地被案咋办") == "医保异地备案咋办"
+    for untouched in ("把户口弄到老公家", "想给他申请个轮椅", "娃儿查出来是自闭症", "身份证换"):
+        assert bundled_index.typos.correct(untouched) == untouched
+
+
 def test_one_threshold_set_serves_a_small_catalog(small_index: CatalogIndex) -> None:
     assert small_index.match("办身份证").best.code == "T-001"
     assert small_index.match("领结婚证要带啥").best.code == "T-002"
@@ -243,7 +251,7 @@ def _overall(index: CatalogIndex, path: Path) -> dict[str, float]:
         ("bundled_index", "holdout", {"resolved": 95.0, "right": 86.5, "declined": 99.5, "wrong_max": 3.5}),
         ("guangan_index", "holdout", {"resolved": 95.5, "right": 86.5, "declined": 99.5, "wrong_max": 3.0}),
         ("bundled_index", "holdout2", {"resolved": 96.5, "right": 83.5, "declined": 91.0, "wrong_max": 4.0}),
-        ("guangan_index", "holdout2", {"resolved": 97.0, "right": 84.0, "declined": 91.0, "wrong_max": 3.5}),
+        ("guangan_index", "holdout2", {"resolved": 97.0, "right": 83.0, "declined": 91.0, "wrong_max": 3.5}),
         ("bundled_index", "holdout3", {"resolved": 94.5, "right": 79.0, "declined": 99.5, "wrong_max": 3.5}),
         ("guangan_index", "holdout3", {"resolved": 94.0, "right": 78.5, "declined": 99.5, "wrong_max": 4.0}),
         ("bundled_index", "holdout4", {"resolved": 94.5, "right": 83.0, "declined": 92.0, "wrong_max": 4.0}),

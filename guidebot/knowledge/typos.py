@@ -1,7 +1,8 @@
 """Homophone typos (身份正 → 身份证, 户口薄 → 户口簿): citizens type pinyin and pick the wrong character.
 
 A window of the message is replaced by a word of the catalog's own vocabulary that sounds the same
-(or nearly: same initials, one character different), but only where no known word covers it."""
+(or nearly: one character differs by a confusion input methods forgive — zh/z, l/n, ing/in …), but only
+where no known word covers it."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from functools import lru_cache
 
 import jieba
 from pypinyin import lazy_pinyin
-from rapidfuzz.distance import LCSseq
 
 from guidebot.knowledge.fields import FIELD_WORDS as field_words
 
 EVERYDAY_WORD_FREQ = 5  # jieba dictionary frequency above which a word is taken as meant, not mistyped
 NEAR_HOMOPHONE_MAX = 4  # longer near-homophones are rare and costly to look for
+# The sound confusions of fuzzy-pinyin input and of Sichuanese speech (湖南 said 福南): a syllable is
+# "near" another when these make them equal. Anything looser turns 把户口 into 报户口, 想给他 into 想告他.
+_FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("l", "n"), ("h", "f"))
+_FUZZY_FINALS = (("iang", "ian"), ("uang", "uan"), ("ang", "an"), ("eng", "en"), ("ing", "in"))
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -34,17 +38,15 @@ class TypoCorrector:
             word for word in self._name_words if 2 <= len(word) <= 8 and all(HAN.match(ch) for ch in word)
         }
         self._exact: dict[tuple[str, ...], str] = {}
-        initials: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        self._word_pinyin: dict[str, str] = {}
+        near: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for word in sorted(self.vocabulary):
             if not all(HAN.match(ch) for ch in word):
                 continue
             syllables = tuple(syllable(ch) for ch in word)
-            self._word_pinyin[word] = "".join(syllables)
             self._exact.setdefault(syllables, word)
-            if len(word) >= 3:
-                initials[tuple(s[0] for s in syllables)].append(word)
-        self._initials = dict(initials)
+            if 3 <= len(word) <= NEAR_HOMOPHONE_MAX:
+                near[tuple(fuzzy_syllable(s) for s in syllables)].append(word)
+        self._near = dict(near)
 
     def correct(self, text: str) -> str:
         """Replace homophone or near-homophone windows with catalog words (户口薄 → 户口簿).
@@ -131,22 +133,31 @@ class TypoCorrector:
         return covered
 
     def _near_homophone(self, window: str, key: tuple[str, ...]) -> str | None:
-        candidates = self._initials.get(tuple(s[0] for s in key), [])
-        best, best_score = None, 0.0
-        joined = "".join(key)
-        for word in candidates:
-            if len(word) != len(window):
-                continue
-            score = LCSseq.normalized_similarity(self._word_pinyin[word], joined)
-            same = sum(a == b for a, b in zip(word, window, strict=True))
-            if same >= len(word) - 1 and score > best_score and score >= 0.75:
-                best, best_score = word, score
-        return best
+        """The first catalog word that sounds like the window up to the fuzzy confusions, with all
+        but one of its characters the window's own (高林津贴 → 高龄津贴)."""
+        for word in self._near.get(tuple(fuzzy_syllable(s) for s in key), ()):
+            if sum(a != b for a, b in zip(word, window, strict=True)) <= 1:
+                return word
+        return None
 
 
 @lru_cache(maxsize=65536)
 def syllable(ch: str) -> str:
     return lazy_pinyin(ch)[0] if HAN.match(ch) else ch
+
+
+@lru_cache(maxsize=65536)
+def fuzzy_syllable(pinyin: str) -> str:
+    """The syllable with the confusable sounds merged: zhang → zan, ling → nin."""
+    for sound, merged in _FUZZY_INITIALS:
+        if pinyin.startswith(sound):
+            pinyin = merged + pinyin[len(sound):]
+            break
+    for sound, merged in _FUZZY_FINALS:
+        if pinyin.endswith(sound):
+            pinyin = pinyin[: -len(sound)] + merged
+            break
+    return pinyin
 
 
 def _fixes_uncovered(term: str, window: str, covered: list[bool]) -> bool:
