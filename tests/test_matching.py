@@ -121,6 +121,14 @@ def test_a_place_one_goes_to_is_left_from_here(bundled_index: CatalogIndex) -> N
     assert "异地安置退休人员备案" in {s.item.name for s in moving.choices}
 
 
+def test_a_place_is_expected_by_an_item_for_people_away(bundled_index: CatalogIndex) -> None:
+    """常驻异地工作人员备案 is for people living elsewhere: naming where is no sign of elsewhere's service."""
+    away = "我长期在成都上班，医保常驻异地工作备案怎么弄"
+    assert bundled_index.elsewhere.about(away)
+    assert bundled_index.match(away).best.name == "常驻异地工作人员备案"
+    assert bundled_index.match("成都的户口本掉了在哪补").decision is Decision.UNKNOWN
+
+
 def test_a_document_the_catalog_names_is_never_foreign(bundled_index: CatalogIndex) -> None:
     """养蜂证 is in 养蜂证换证 however jieba cuts that name; 办证 is a verb and its object, no document."""
     result = bundled_index.match("我之前有个养蜂证但是过期了，现在咋个弄")

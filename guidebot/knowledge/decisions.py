@@ -14,7 +14,7 @@ from typing import Protocol
 from guidebot.knowledge.asks import ASK_MIN, SHORT_MESSAGE
 from guidebot.knowledge.catalog import Item
 from guidebot.knowledge.fields import Field
-from guidebot.knowledge.places import Elsewhere
+from guidebot.knowledge.places import Elsewhere, serves_between_places
 from guidebot.knowledge.query import Query
 
 
@@ -137,7 +137,8 @@ class Decider:
         """Answer, clarify or unknown, from the message as read and its candidates best first."""
         shown = tuple(ranked[: max(top, MAX_CHOICES)])
         weak = not ranked or ranked[0].query_coverage < MIN_QUERY_COVERAGE or ranked[0].score < MIN_SCORE
-        elsewhere = self._index.elsewhere.about(query.text)
+        elsewhere = self._index.elsewhere.about(query.text) and not (
+            not weak and serves_between_places(ranked[0].item.name))
         declined = query.outside_ask if self._declines(query, ranked) else None
         if weak and not elsewhere and not declined and not any(unit.foreign for unit in query.units):
             by_asks = self._by_asks(query)

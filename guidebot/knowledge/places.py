@@ -17,6 +17,10 @@ ELSEWHERE_MAX_LENGTH = 30  # a longer message naming a place is telling its stor
 # 去深圳, 搬到海南, 拉到重庆去卖: a place one goes to from here. The service is wanted here, before leaving
 # (异地居住备案, 跨区域涉税报告, 动物检疫证), so such a place is no sign the message is about elsewhere.
 GOING_TO = ("去", "到", "往")
+# An item whose name holds one of these serves people between here and another place (常驻异地工作人员
+#备案, 跨省通办, 关系转移接续): a message naming another place is just what it expects.
+BETWEEN_PLACES = ("异地", "跨省", "省外", "外地", "跨区域", "转移", "转入", "转出", "外出",
+                  "转诊", "出境", "入境", "回国", "回乡")
 TIES_HERE = ("回来", "回老家", "回到", "转回", "迁回", "这边", "这里", "本地", "你们", "我们这", "转到", "迁到",
               "迁入", "过来", "转入", "迁来", "落户到", "户口在")
 
@@ -46,6 +50,10 @@ class Elsewhere:
             return False
         places = [place for place in self.places_in(text) if not self._gone_to(text, place)]
         return bool(places) and not any(word in text for word in TIES_HERE + self.home)
+
+
+def serves_between_places(item_name: str) -> bool:
+    return any(word in item_name for word in BETWEEN_PLACES)
 
 
 def home_places(text: str) -> tuple[str, ...]:
