@@ -136,10 +136,13 @@ def test_a_document_the_catalog_names_is_never_foreign(bundled_index: CatalogInd
     assert bundled_index.match("宠物狗办证").best.name == "犬类准养证核发"
 
 
-def test_a_verb_and_its_object_is_no_foreign_document(guangan_words_index: CatalogIndex) -> None:
+def test_a_verb_and_its_object_is_no_foreign_document(guangan_words_index: CatalogIndex,
+                                                      bundled_index: CatalogIndex) -> None:
     """办证 (to get a licence) names no document, even in a catalog whose names never say 办证."""
     result = guangan_words_index.match("我在菜市场卖了十几年菜，一直没办证，市场的人说要办营业执照，不晓得咋个弄")
     assert "个体工商户设立登记" in {s.item.name for s in result.choices}, result.ranked[:3]
+    checked = bundled_index.match("我喂的肥猪要拉到重庆去卖，路上要查证，这个证在哪开？")  # 查证: to check one
+    assert checked.best is not None and checked.best.name == "动物及动物产品检疫合格证核发"
 
 
 def test_digits_are_never_fuzzy_matched(bundled_index: CatalogIndex) -> None:
