@@ -226,6 +226,19 @@ def test_asks_answer_a_situation_told_without_the_items_words(bundled_catalog: C
     assert with_outside.match("笔试面试都过了，下一步咋个拿证").decision is Decision.UNKNOWN
 
 
+def test_asks_answer_a_short_message_alone_only_by_a_wide_margin(bundled_catalog: Catalog) -> None:
+    """刻章许可 shares no word with 公章刻制业特种行业许可证核发; its asks say it, and no other item's do."""
+    words_only = dataclasses.replace(bundled_lexicon(), item_asks=(), outside=())
+    seals = ItemAsks("公章刻制业特种行业许可证核发", ("想开个刻章店要办啥子许可", "刻章许可在哪里办", "刻章店的许可证"))
+    alone = CatalogIndex(bundled_catalog, dataclasses.replace(words_only, item_asks=(seals,)))
+    answered = alone.match("刻章许可")
+    assert answered.decision is Decision.ANSWER and answered.inferred
+    assert answered.best is not None and answered.best.name == "公章刻制业特种行业许可证核发"
+    rival = ItemAsks("个体工商户设立登记", ("刻章许可要先办执照吗", "刻章许可和营业执照哪个先办"))
+    contested = CatalogIndex(bundled_catalog, dataclasses.replace(words_only, item_asks=(seals, rival)))
+    assert contested.match("刻章许可").decision is Decision.UNKNOWN
+
+
 def test_asks_weigh_less_in_a_short_message(bundled_index: CatalogIndex) -> None:
     """A few characters are contained in many asks of many items: there the asks only break near ties."""
     assert ASK_SCALE_SHORT < ASK_SCALE

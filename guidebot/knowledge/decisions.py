@@ -74,6 +74,10 @@ DISAGREE_LONG_GAP = 0.05  # things too, any disagreement is offered
 ASKS_ALONE_MIN = 0.55  # support on which the asks answer a message whose own words name no item …
 ASKS_ALONE_MARGIN = 0.1  # … when no topic the center does not handle is as near
 ASKS_ALONE_TIE = 0.1  # items supported within this of the nearest are offered with it
+# A short message is contained in many asks: they answer it alone only when one item's are far nearer
+# than any other's and than any topic the center does not handle (刻章许可 → 公章刻制业特种行业许可证核发).
+ASKS_ALONE_SHORT_MIN = 0.9
+ASKS_ALONE_SHORT_MARGIN = 0.4
 
 
 class Scorer(Protocol):
@@ -123,11 +127,18 @@ class Decider:
 
     def _by_asks(self, query: Query) -> list[Scored]:
         """The items whose asks are near a message that names none of them in its own words
-        (笔试面试都过了 → 教师资格认定), nearest first; none when they are not near enough."""
-        if not query.asked or len(query.text) < SHORT_MESSAGE:
+        (笔试面试都过了 → 教师资格认定), nearest first; none when they are not near enough.
+        A short message gets at most one, and only by a wide margin."""
+        if not query.asked:
             return []
-        nearest = next(iter(query.asked.values())).similarity
+        supports = [m.similarity for m in query.asked.values()]
+        nearest = supports[0]
         outside = query.outside_ask[1].similarity if query.outside_ask else 0.0
+        if len(query.text) < SHORT_MESSAGE:
+            runner_up = max([*supports[1:2], outside])
+            if nearest < ASKS_ALONE_SHORT_MIN or runner_up > nearest - ASKS_ALONE_SHORT_MARGIN:
+                return []
+            return [self._index.score(next(iter(query.asked)), query)]
         if nearest < ASKS_ALONE_MIN or outside > nearest - ASKS_ALONE_MARGIN:
             return []
         close = [p for p, m in query.asked.items() if m.similarity >= nearest - ASKS_ALONE_TIE]
