@@ -14,6 +14,7 @@ from typing import Protocol
 from guidebot.knowledge.asks import ASK_MIN, SHORT_MESSAGE
 from guidebot.knowledge.catalog import Item
 from guidebot.knowledge.fields import Field
+from guidebot.knowledge.normalize import compact
 from guidebot.knowledge.places import Elsewhere, serves_between_places
 from guidebot.knowledge.query import Query
 
@@ -102,10 +103,14 @@ class Decider:
         ask of an item it does (小车驾驶证到期了 against 拖拉机驾驶证)."""
         if query.outside_ask is None:
             return False
-        outside = query.outside_ask[1].similarity
+        topic, match = query.outside_ask
         best_item = next(iter(query.asked.values())).similarity if query.asked else 0.0
         named = bool(ranked) and ranked[0].score - ranked[0].support_bonus >= OUTSIDE_WORDS_MAX
-        return outside >= OUTSIDE_SUPPORT_MIN and outside >= best_item + OUTSIDE_MARGIN and not named
+        # 机动车驾驶证到期换证: the message names the topic outright; an item's asks that share its
+        # other words (拖拉机驾驶证期满换证) do not outweigh that.
+        said = compact(topic.topic) in query.text
+        return match.similarity >= OUTSIDE_SUPPORT_MIN and (said or match.similarity >= best_item + OUTSIDE_MARGIN) \
+            and not named
 
     def _with_nearest_asked(self, query: Query, ranked: Sequence[Scored], tied: list[Scored]) -> list[Scored]:
         """The choices, with the item whose asks are nearest the message among them when its asks
