@@ -240,6 +240,23 @@ def test_asks_answer_a_short_message_alone_only_by_a_wide_margin(bundled_catalog
     assert contested.match("刻章许可").decision is Decision.UNKNOWN
 
 
+def test_asks_far_nearest_hear_a_situation_the_words_do_not_name(bundled_catalog: Catalog) -> None:
+    """钱包遭摸了 names no situation, yet it means 挂失: when one item's asks are by far the nearest,
+    they count for it even though its name holds a situation the message never says."""
+    words_only = dataclasses.replace(bundled_lexicon(), item_asks=(), outside=())
+    lost = ItemAsks("居民身份证挂失申报、丢失招领",
+                    ("钱包遭偷了身份证也在里头怕别人冒用", "身份证遭摸了怕被人拿去冒用"))
+    index = CatalogIndex(bundled_catalog, dataclasses.replace(words_only, item_asks=(lost,)))
+    message = "钱包遭摸了，身份证也在里头，怕别个拿去冒用，先要咋个办"
+    query, ranked = index.rank(message)
+    assert query.clear_leader is not None and index.items[query.clear_leader].name == lost.item
+    assert ranked[0].item.name == lost.item and ranked[0].support_bonus > 0
+    rival = ItemAsks("居民身份证办理（包括临时）", ("钱包遭偷了身份证也在里头怕别人冒用要补办",
+                                                  "身份证遭摸了怕被人拿去冒用要重新办"))
+    contested = CatalogIndex(bundled_catalog, dataclasses.replace(words_only, item_asks=(lost, rival)))
+    assert contested.rank(message)[0].clear_leader is None
+
+
 def test_asks_weigh_less_in_a_short_message(bundled_index: CatalogIndex) -> None:
     """A few characters are contained in many asks of many items: there the asks only break near ties."""
     assert ASK_SCALE_SHORT < ASK_SCALE

@@ -23,6 +23,7 @@ import re
 from collections import defaultdict
 from collections.abc import Container, Sequence
 from functools import lru_cache
+from itertools import islice
 
 import bm25s
 import jieba
@@ -78,6 +79,7 @@ ASKED_SITUATION_BONUS = 0.08
 # Example asks (asks.py): an item's support is the similarity of its nearest asks, summed by rank.
 ASK_CANDIDATES = 10
 ASK_SCALE = 0.6
+ASK_CLEAR_LEAD = 0.3  # support by which an item's asks are nearer than any other item's to lead clearly
 ASK_SCALE_SHORT = 0.4  # a short message is contained in many asks: their support is surer evidence in a longer one
 # Words for documents, cards and fees: one the catalog never names (银行卡, 签证, 房产证) says the message is
 # about something else, however well the rest of it fits an item.
@@ -419,8 +421,11 @@ class CatalogIndex:
         ask = query.asked.get(position)
         support = ask.similarity if ask is not None else 0.0
         # Only for the situation the message asks (补交: not 参保登记), or for a new one when it asks
-        # none (残疾人证: not 换领): asks about one topic share its words whatever situation they ask.
-        asked_for = situations & query.situations if query.situations else not situations - {"new"}
+        # none (残疾人证: not 换领): asks about one topic share its words whatever situation they ask —
+        # unless this item's asks are the nearest by far: then they hear a situation the words do not
+        # name (钱包遭摸了，身份证也在里头 → 挂失).
+        asked_for = (situations & query.situations if query.situations
+                     else not situations - {"new"} or position == query.clear_leader)
         scale = ASK_SCALE_SHORT if len(query.text) < SHORT_MESSAGE else ASK_SCALE
         support_bonus = scale * (support - ASK_MIN) if support >= ASK_MIN and asked_for else 0.0
         if support_bonus:
@@ -436,6 +441,9 @@ class CatalogIndex:
             # A message that is just a name (食品经营许可) says nothing the asks could add to.
             found = self._asks.search(query.text)
             query.asked, query.outside_ask = found.items, found.outside
+            supports = [m.similarity for m in islice(found.items.values(), 2)] + [0.0]
+            if found.items and supports[0] - supports[1] >= ASK_CLEAR_LEAD:
+                query.clear_leader = next(iter(found.items))
         candidates = self._candidates(query)
         candidates.update(p for p in list(query.asked)[:ASK_CANDIDATES] if query.asked[p].similarity >= ASK_MIN)
         scored = [self.score(p, query) for p in candidates]

@@ -31,3 +31,4 @@ class Query:
     situations: frozenset[str] = frozenset()
     asked: dict[int, AskMatch] = field(default_factory=dict)  # support of example asks by item position, best first
     outside_ask: tuple[OutsideTopic, AskMatch] | None = None  # the nearest ask about a thing the center does not do
+    clear_leader: int | None = None  # the item whose asks are nearer than any other's by a clear lead
