@@ -37,16 +37,29 @@ class TypoCorrector:
         self.vocabulary = set(phrases) | {
             word for word in self._name_words if 2 <= len(word) <= 8 and all(HAN.match(ch) for ch in word)
         }
+        by_sound: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for word in sorted(self.vocabulary):
+            if all(HAN.match(ch) for ch in word):
+                by_sound[tuple(syllable(ch) for ch in word)].append(word)
         self._exact: dict[tuple[str, ...], str] = {}
         near: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        for word in sorted(self.vocabulary):
-            if not all(HAN.match(ch) for ch in word):
-                continue
-            syllables = tuple(syllable(ch) for ch in word)
-            self._exact.setdefault(syllables, word)
-            if 3 <= len(word) <= NEAR_HOMOPHONE_MAX:
-                near[tuple(fuzzy_syllable(s) for s in syllables)].append(word)
+        for syllables, words in by_sound.items():
+            preferred = max(words, key=self._standing)
+            self._exact[syllables] = preferred
+            # A synonym phrase that is itself a typo (结昏 beside 结婚) is read as the word it mistypes,
+            # so the asks and the words after it see one spelling.
+            if self._is_real(preferred):
+                self.vocabulary -= {word for word in words if not self._is_real(word)}
+            if 3 <= len(syllables) <= NEAR_HOMOPHONE_MAX:
+                near[tuple(fuzzy_syllable(s) for s in syllables)].append(preferred)
         self._near = dict(near)
+
+    def _standing(self, word: str) -> tuple[bool, int]:
+        return word in self._name_words, self._tokenizer.FREQ.get(word, 0)
+
+    def _is_real(self, word: str) -> bool:
+        """A word of the catalog's names or of everyday speech, not a spelling only the synonym table has."""
+        return word in self._name_words or self._tokenizer.FREQ.get(word, 0) >= EVERYDAY_WORD_FREQ
 
     def correct(self, text: str) -> str:
         """Replace homophone or near-homophone windows with catalog words (户口薄 → 户口簿).
