@@ -78,6 +78,10 @@ def test_a_citizens_word_for_a_situation_counts_for_the_items_named_by_it(bundle
     assert closed.decision is Decision.ANSWER and closed.best.name == "公司注销登记"
     died = bundled_index.match("我奶奶昨天在家里过世了，户口本上她那页咋个弄")
     assert died.best is not None and died.best.name == "户口注销"
+    # An SMS names the document and the situation in one character after it.
+    for short, name in (("结婚证 补", "补领结婚证"), ("社保卡 补", "社会保障卡补领、换领、换发"),
+                        ("残疾证 补", "残疾人证挂失补办")):
+        assert bundled_index.match(short).best.name == name
     worn = bundled_index.match("以前当兵受伤发的那个证，现在烂得看不清了")  # worn out: 换发
     assert worn.best is not None and worn.best.name == "伤残证件换发、补发"
     stolen = bundled_index.match("钱包遭摸了，身份证也在里头，怕别个拿去冒用，先要咋个办")  # stolen: 挂失
