@@ -162,6 +162,14 @@ def test_digits_are_never_fuzzy_matched(bundled_index: CatalogIndex) -> None:
     assert bundled_index.match("2025092600001").ranked == ()
 
 
+def test_a_transfer_in_and_a_transfer_out_are_siblings(bundled_words_index: CatalogIndex) -> None:
+    """转走 asks 转出, 转进来 asks 转入; the other direction is not offered beside it."""
+    out = bundled_words_index.match("客运车的道路运输证要转走")
+    assert out.decision is Decision.ANSWER and out.best.name == "客运车辆道路运输证办理（转出）"
+    into = {item.name for item in bundled_words_index.match("货车的道路运输证要转进来").items}
+    assert "货物运输车辆道路运输证办理（转入）" in into and "货物运输车辆道路运输证办理（转出）" not in into
+
+
 def test_a_long_synonym_phrase_is_found_with_words_put_between_its_parts(bundled_words_index: CatalogIndex) -> None:
     """户口本上的出生日期写错了 holds 出生日期错 with a word inside it; spread over a whole sentence, it is not."""
     # Found, 出生日期错 outweighs the 退休 in the story; read word by word, 退休 is offered first.
