@@ -22,6 +22,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Container, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from itertools import islice
 
@@ -32,7 +33,15 @@ from rapidfuzz.distance import LCSseq
 
 from guidebot.knowledge.asks import ASK_MIN, SHORT_MESSAGE, AskIndex
 from guidebot.knowledge.catalog import Catalog, Item
-from guidebot.knowledge.decisions import MAX_CHOICES, Decider, Decision, MatchResult, Scored
+from guidebot.knowledge.decisions import (
+    MAX_CHOICES,
+    MIN_QUERY_COVERAGE,
+    MIN_SCORE,
+    Decider,
+    Decision,
+    MatchResult,
+    Scored,
+)
 from guidebot.knowledge.fields import FIELD_WORDS as field_words
 from guidebot.knowledge.fields import detect_field
 from guidebot.knowledge.lexicon import Lexicon, Synonym, bundled_lexicon
@@ -78,6 +87,11 @@ UNASKED_SITUATION_PENALTY = 0.06
 ASKED_SITUATION_BONUS = 0.08
 # Example asks (asks.py): an item's support is the similarity of its nearest asks, summed by rank.
 ASK_CANDIDATES = 10
+# A candidate among the best few whose name differs from a near rival's (within CONTRADICTION_RANGE) only
+# by words the message does not say, while it says one of the rival's, loses CONTRADICTION_PENALTY.
+CONTRADICTION_WINDOW = 6
+CONTRADICTION_RANGE = 0.3
+CONTRADICTION_PENALTY = 0.1
 ASK_SCALE = 0.6
 ASK_CLEAR_LEAD = 0.3  # support by which an item's asks are nearer than any other item's to lead clearly
 ASK_SCALE_SHORT = 0.4  # a short message is contained in many asks: their support is surer evidence in a longer one
@@ -168,6 +182,8 @@ class CatalogIndex:
         self._asks = AskIndex([item.name for item in self.items], self.lexicon.item_asks, self.lexicon.outside)
         self._codes_with_asks = {self.items[position].code for position in self._asks.items_with_asks}
         self._decider = Decider(self)
+        self._position = {item.code: position for position, item in enumerate(self.items)}
+        self._name_word_cache: dict[str, frozenset[str]] = {}
 
     # ------------------------------------------------------------------ building
 
@@ -447,8 +463,36 @@ class CatalogIndex:
         candidates = self._candidates(query)
         candidates.update(p for p in list(query.asked)[:ASK_CANDIDATES] if query.asked[p].similarity >= ASK_MIN)
         scored = [self.score(p, query) for p in candidates]
-        scored.sort(key=lambda s: (-s.score, -s.name_coverage, not s.item.has_guide, len(s.item.name)))
-        return query, scored[:top]
+        scored.sort(key=_rank_key)
+        return query, self._demote_contradicted(query, scored)[:top]
+
+    def _demote_contradicted(self, query: Query, scored: list[Scored]) -> list[Scored]:
+        """Among the best candidates, one whose name differs from a rival's only by words the message
+        does not say, while it says one of the rival's, yields to the rival: 结婚登记咋个在网上预约 is not
+        离婚登记预约, however near that item's asks are."""
+        best = scored[:CONTRADICTION_WINDOW]
+        names = [self._name_texts[self._position[s.item.code]][0] for s in best]
+        said = [[w for w in self._distinct_words(s.item) if w in query.text] for s in best]
+        demoted = {
+            i for i, loser in enumerate(best) for j, rival in enumerate(best)
+            if i != j and any(w not in names[i] for w in said[j]) and all(w in names[j] for w in said[i])
+            and rival.score >= max(loser.score - CONTRADICTION_RANGE, MIN_SCORE)
+            and rival.query_coverage >= MIN_QUERY_COVERAGE
+        }
+        if not demoted:
+            return scored
+        adjusted = [replace(s, score=s.score - CONTRADICTION_PENALTY) if i in demoted else s
+                    for i, s in enumerate(best)]
+        return sorted(adjusted, key=_rank_key) + scored[CONTRADICTION_WINDOW:]
+
+    def _distinct_words(self, item: Item) -> frozenset[str]:
+        """The words of an item's name that can tell it from a sibling (离婚, 登记, 预约 in 离婚登记预约)."""
+        words = self._name_word_cache.get(item.code)
+        if words is None:
+            words = frozenset(w for w in _search_words(self._name_texts[self._position[item.code]][0])
+                              if len(w) >= 2 and w not in self.lexicon.stopwords and all(HAN.match(c) for c in w))
+            self._name_word_cache[item.code] = words
+        return words
 
     def has_asks(self, item: Item) -> bool:
         return item.code in self._codes_with_asks
@@ -459,6 +503,10 @@ class CatalogIndex:
     def match(self, message: str, top: int = MAX_CHOICES) -> MatchResult:
         query, ranked = self.rank(message, top=max(top, 20))
         return self._decider.decide(query, ranked, top)
+
+
+def _rank_key(scored: Scored) -> tuple[float, float, bool, int]:
+    return -scored.score, -scored.name_coverage, not scored.item.has_guide, len(scored.item.name)
 
 
 def _spread_match(phrase: str, text: str, start: int, max_span: int) -> int:
