@@ -138,6 +138,16 @@ def test_a_place_is_expected_by_an_item_for_people_away(bundled_index: CatalogIn
     assert bundled_index.match("成都的户口本掉了在哪补").decision is Decision.UNKNOWN
 
 
+def test_another_kind_of_the_same_thing_is_never_the_answer(bundled_index: CatalogIndex) -> None:
+    """A bank's savings card is not a social security card, a car is not a tractor: the item for the one
+    is never the answer for the other, and the reply names what the center does not handle."""
+    for message, kind in (("建行的储蓄卡密码忘了咋办", "储蓄卡"), ("新买的小车上牌要去哪里", "小车")):
+        result = bundled_index.match(message)
+        assert result.decision is Decision.UNKNOWN and result.outside == (kind,), result.items
+    assert bundled_index.match("社保卡密码忘了").best.name == "社会保障卡密码重置"
+    assert bundled_index.match("拖拉机上牌要去哪里").best.name == "拖拉机/联合收割机注册登记"
+
+
 def test_a_document_the_catalog_names_is_never_foreign(bundled_index: CatalogIndex) -> None:
     """养蜂证 is in 养蜂证换证 however jieba cuts that name; 办证 is a verb and its object, no document."""
     result = bundled_index.match("我之前有个养蜂证但是过期了，现在咋个弄")

@@ -14,6 +14,7 @@ from typing import Protocol
 from guidebot.knowledge.asks import ASK_MIN, SHORT_MESSAGE
 from guidebot.knowledge.catalog import Item
 from guidebot.knowledge.fields import Field
+from guidebot.knowledge.kinds import kind_words
 from guidebot.knowledge.normalize import compact
 from guidebot.knowledge.places import Elsewhere, serves_between_places
 from guidebot.knowledge.query import Query
@@ -93,6 +94,8 @@ class Scorer(Protocol):
 
     def situations_of(self, item: Item) -> frozenset[str]: ...
 
+    def other_kind(self, position: int, query: Query) -> bool: ...
+
 
 class Decider:
     def __init__(self, index: Scorer) -> None:
@@ -143,11 +146,12 @@ class Decider:
             runner_up = max([*supports[1:2], outside])
             if nearest < ASKS_ALONE_SHORT_MIN or runner_up > nearest - ASKS_ALONE_SHORT_MARGIN:
                 return []
-            return [self._index.score(next(iter(query.asked)), query)]
+            position = next(iter(query.asked))
+            return [] if self._index.other_kind(position, query) else [self._index.score(position, query)]
         if nearest < ASKS_ALONE_MIN or outside > nearest - ASKS_ALONE_MARGIN:
             return []
         close = [p for p, m in query.asked.items() if m.similarity >= nearest - ASKS_ALONE_TIE]
-        return [self._index.score(p, query) for p in close[:MAX_CHOICES]]
+        return [self._index.score(p, query) for p in close[:MAX_CHOICES] if not self._index.other_kind(p, query)]
 
     def decide(self, query: Query, ranked: Sequence[Scored], top: int = MAX_CHOICES) -> MatchResult:
         """Answer, clarify or unknown, from the message as read and its candidates best first."""
@@ -168,6 +172,8 @@ class Decider:
             about_center = declined is not None and declined[0].about_center
             if declined and (about_center or not outside):
                 outside = [declined[0].topic]
+            if not outside and any(self._index.other_kind(p, query) for p in list(query.asked)[:MAX_CHOICES]):
+                outside = list(kind_words(query.text))  # 储蓄卡, near 社会保障卡's asks: the bank's
             return MatchResult(Decision.UNKNOWN, query.field, (), shown, corrected=query.text,
                                about_center=about_center,
                                outside=tuple(dict.fromkeys(outside)))

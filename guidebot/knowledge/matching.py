@@ -44,6 +44,7 @@ from guidebot.knowledge.decisions import (
 )
 from guidebot.knowledge.fields import FIELD_WORDS as field_words
 from guidebot.knowledge.fields import detect_field
+from guidebot.knowledge.kinds import conflicts, kinds_in
 from guidebot.knowledge.lexicon import Lexicon, Synonym, bundled_lexicon
 from guidebot.knowledge.normalize import MAX_MATCH_CHARS, name_variants, normalize
 from guidebot.knowledge.places import Elsewhere
@@ -158,6 +159,7 @@ class CatalogIndex:
             for length in range(1, 5)
         }
         self._situations = [marked_situations(names[0]) for names in self._name_texts]
+        self._kinds = [kinds_in("|".join(names)) for names in self._name_texts]
         self._situations_of = {item.code: kinds for item, kinds in zip(self.items, self._situations, strict=True)}
         self._n = max(len(self.items), 1)
         self._bm25 = bm25s.BM25()
@@ -243,7 +245,8 @@ class CatalogIndex:
         field_asked = detect_field(text)
         compact_text = text.replace(" ", "")
         compact_text = self.typos.correct(compact_text)
-        query = Query(text=compact_text, field=field_asked, situations=asked_situations(compact_text))
+        query = Query(text=compact_text, field=field_asked, situations=asked_situations(compact_text),
+                      kinds=kinds_in(compact_text))
         # Case numbers are never fuzzy-matched: they leave the message here; other digits only count
         # inside a synonym phrase (满60岁, 4050人员) and leave after those are found.
         residual = _CASE_NUMBER.sub(" ", compact_text)
@@ -447,6 +450,9 @@ class CatalogIndex:
         if support_bonus:
             score += support_bonus
             query_coverage = max(query_coverage, support)
+        if self.other_kind(position, query):
+            # 拖拉机驾驶证 for 汽车驾驶证: another kind of the same thing, never the answer.
+            return Scored(self.items[position], 0.0, 0.0, name_coverage, support, 0.0)
         return Scored(self.items[position], max(score, 0.0), query_coverage, name_coverage, support, support_bonus)
 
     def rank(self, message: str, top: int = 10) -> tuple[Query, list[Scored]]:
@@ -499,6 +505,10 @@ class CatalogIndex:
 
     def situations_of(self, item: Item) -> frozenset[str]:
         return self._situations_of[item.code]
+
+    def other_kind(self, position: int, query: Query) -> bool:
+        """The message names another kind of the thing this item is for (kinds.py)."""
+        return bool(query.kinds) and conflicts(self._kinds[position], query.kinds)
 
     def match(self, message: str, top: int = MAX_CHOICES) -> MatchResult:
         query, ranked = self.rank(message, top=max(top, 20))

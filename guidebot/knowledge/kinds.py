@@ -1,0 +1,41 @@
+"""Things of one sort that citizens tell apart by name: an item for one is not an item for another.
+
+拖拉机驾驶证期满换证 shares every word but one with 汽车驾驶证到期了要换证, and 社会保障卡密码重置 with
+建行的储蓄卡密码忘了 — the message names another kind of the same thing, which this center may not
+handle at all (cars are the 车管所's, bank cards the bank's)."""
+
+from __future__ import annotations
+
+# Per sort of thing: each kind, and the words that name it. 机动车 is left out: the law counts a tractor
+# as one, citizens mean a car by it, and the out-of-scope topic 机动车驾驶证 is named outright anyway.
+KINDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "vehicle": {
+        "tractor": ("拖拉机", "收割机", "农机"),
+        "car": ("汽车", "小车", "轿车", "私家车", "摩托车", "摩托", "电动车", "电瓶车"),
+    },
+    "card": {
+        "social_security_card": ("社保卡", "社会保障卡", "医保卡"),
+        "bank_card": ("银行卡", "储蓄卡", "信用卡", "工资卡", "借记卡", "存折"),
+    },
+}
+
+
+def kinds_in(text: str) -> frozenset[tuple[str, str]]:
+    """The (sort, kind) pairs a text names."""
+    return frozenset((sort, kind) for sort, kinds in KINDS.items() for kind, words in kinds.items()
+                     if any(word in text for word in words))
+
+
+def kind_words(text: str) -> tuple[str, ...]:
+    """The words of a text that name a kind (储蓄卡, 小车), longest first where one holds another."""
+    found = [word for kinds in KINDS.values() for words in kinds.values() for word in words if word in text]
+    return tuple(w for w in found if not any(w != other and w in other for other in found))
+
+
+def conflicts(item_kinds: frozenset[tuple[str, str]], message_kinds: frozenset[tuple[str, str]]) -> bool:
+    """The message names a kind of some sort and the item only other kinds of that sort."""
+    for sort in {sort for sort, _ in message_kinds}:
+        of_item = {kind for s, kind in item_kinds if s == sort}
+        if of_item and not of_item & {kind for s, kind in message_kinds if s == sort}:
+            return True
+    return False
