@@ -82,6 +82,10 @@ def test_a_citizens_word_for_a_situation_counts_for_the_items_named_by_it(bundle
     for short, name in (("结婚证 补", "补领结婚证"), ("社保卡 补", "社会保障卡补领、换领、换发"),
                         ("残疾证 补", "残疾人证挂失补办")):
         assert bundled_index.match(short).best.name == name
+    # A periodic check (年审, 复审) and a re-registration on expiry (再注册) are situations too.
+    for message, name in (("营运证年审", "客货运输车辆年度审验"), ("我是乡村医生 执业证到期了", "乡村医生执业再注册"),
+                          ("叉车证四年要复审一次，在哪里复审", "特种设备作业人员资格认定复审")):
+        assert bundled_index.match(message).best.name == name
     worn = bundled_index.match("以前当兵受伤发的那个证，现在烂得看不清了")  # worn out: 换发
     assert worn.best is not None and worn.best.name == "伤残证件换发、补发"
     stolen = bundled_index.match("钱包遭摸了，身份证也在里头，怕别个拿去冒用，先要咋个办")  # stolen: 挂失
