@@ -82,6 +82,8 @@ def test_a_citizens_word_for_a_situation_counts_for_the_items_named_by_it(bundle
     for short, name in (("结婚证 补", "补领结婚证"), ("社保卡 补", "社会保障卡补领、换领、换发"),
                         ("残疾证 补", "残疾人证挂失补办")):
         assert bundled_index.match(short).best.name == name
+    renewed = {item.name for item in bundled_index.match("拖拉机驾驶证要换").items}  # 要换: 换证
+    assert renewed <= {"拖拉机联合收割机驾驶证补换证", "拖拉机联合收割机驾驶证期满换证"}, renewed
     # A periodic check (年审, 复审) and a re-registration on expiry (再注册) are situations too.
     for message, name in (("营运证年审", "客货运输车辆年度审验"), ("我是乡村医生 执业证到期了", "乡村医生执业再注册"),
                           ("叉车证四年要复审一次，在哪里复审", "特种设备作业人员资格认定复审")):
@@ -182,6 +184,9 @@ def test_a_name_whose_telling_word_the_message_contradicts_yields(bundled_index:
     result = bundled_index.match("结婚登记咋个在网上预约")
     assert "结婚登记预约" in {item.name for item in result.items}, result.items
     assert result.decision is Decision.CLARIFY or result.best.name == "结婚登记预约"
+    # The same for a topic the center does not handle: 老年人优待证 said, 退役军人 not.
+    elders = bundled_index.match("老年人优待证在这里办得到不")
+    assert elders.decision is Decision.ANSWER and elders.best.name == "申领《四川省老年人优待证》"
 
 
 def test_a_transfer_in_and_a_transfer_out_are_siblings(bundled_words_index: CatalogIndex) -> None:

@@ -96,6 +96,8 @@ class Scorer(Protocol):
 
     def other_kind(self, position: int, query: Query) -> bool: ...
 
+    def told_apart(self, name: str, rival: str, query: Query, *, rival_said: bool = False) -> bool: ...
+
 
 class Decider:
     def __init__(self, index: Scorer) -> None:
@@ -109,6 +111,8 @@ class Decider:
         topic, match = query.outside_ask
         best_item = next(iter(query.asked.values())).similarity if query.asked else 0.0
         named = bool(ranked) and ranked[0].score - ranked[0].support_bonus >= OUTSIDE_WORDS_MAX
+        if ranked and self._index.told_apart(ranked[0].item.name, topic.topic, query, rival_said=True):
+            return False  # 老年人优待证 said: not the topic 退役军人优待证, however near its asks
         # 机动车驾驶证到期换证: the message names the topic outright; an item's asks that share its
         # other words (拖拉机驾驶证期满换证) do not outweigh that.
         said = compact(topic.topic) in query.text

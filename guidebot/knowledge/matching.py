@@ -46,7 +46,7 @@ from guidebot.knowledge.fields import FIELD_WORDS as field_words
 from guidebot.knowledge.fields import detect_field
 from guidebot.knowledge.kinds import conflicts, kinds_in
 from guidebot.knowledge.lexicon import Lexicon, Synonym, bundled_lexicon
-from guidebot.knowledge.normalize import MAX_MATCH_CHARS, name_variants, normalize
+from guidebot.knowledge.normalize import MAX_MATCH_CHARS, compact, name_variants, normalize
 from guidebot.knowledge.places import Elsewhere
 from guidebot.knowledge.query import Query, Unit
 from guidebot.knowledge.situations import (
@@ -184,7 +184,6 @@ class CatalogIndex:
         self._asks = AskIndex([item.name for item in self.items], self.lexicon.item_asks, self.lexicon.outside)
         self._codes_with_asks = {self.items[position].code for position in self._asks.items_with_asks}
         self._decider = Decider(self)
-        self._position = {item.code: position for position, item in enumerate(self.items)}
         self._name_word_cache: dict[str, frozenset[str]] = {}
 
     # ------------------------------------------------------------------ building
@@ -477,11 +476,9 @@ class CatalogIndex:
         does not say, while it says one of the rival's, yields to the rival: 结婚登记咋个在网上预约 is not
         离婚登记预约, however near that item's asks are."""
         best = scored[:CONTRADICTION_WINDOW]
-        names = [self._name_texts[self._position[s.item.code]][0] for s in best]
-        said = [[w for w in self._distinct_words(s.item) if w in query.text] for s in best]
         demoted = {
             i for i, loser in enumerate(best) for j, rival in enumerate(best)
-            if i != j and any(w not in names[i] for w in said[j]) and all(w in names[j] for w in said[i])
+            if i != j and self.told_apart(rival.item.name, loser.item.name, query)
             and rival.score >= max(loser.score - CONTRADICTION_RANGE, MIN_SCORE)
             and rival.query_coverage >= MIN_QUERY_COVERAGE
         }
@@ -491,14 +488,22 @@ class CatalogIndex:
                     for i, s in enumerate(best)]
         return sorted(adjusted, key=_rank_key) + scored[CONTRADICTION_WINDOW:]
 
-    def _distinct_words(self, item: Item) -> frozenset[str]:
-        """The words of an item's name that can tell it from a sibling (离婚, 登记, 预约 in 离婚登记预约)."""
-        words = self._name_word_cache.get(item.code)
+    def told_apart(self, name: str, rival: str, query: Query, *, rival_said: bool = False) -> bool:
+        """The message says a word of `name` that `rival` lacks, and none of `rival`'s that `name` lacks
+        (with `rival_said`, it must say one of `rival`'s): 结婚登记咋个在网上预约 tells 结婚登记预约 from
+        离婚登记预约."""
+        name, rival = compact(name), compact(rival)
+        of_rival = self._said_words(rival, query)
+        return ((bool(of_rival) or not rival_said) and all(w in name for w in of_rival)
+                and any(w not in rival for w in self._said_words(name, query)))
+
+    def _said_words(self, name: str, query: Query) -> list[str]:
+        words = self._name_word_cache.get(name)
         if words is None:
-            words = frozenset(w for w in _search_words(self._name_texts[self._position[item.code]][0])
-                              if len(w) >= 2 and w not in self.lexicon.stopwords and all(HAN.match(c) for c in w))
-            self._name_word_cache[item.code] = words
-        return words
+            words = self._name_word_cache[name] = frozenset(
+                w for w in _search_words(name)
+                if len(w) >= 2 and w not in self.lexicon.stopwords and all(HAN.match(c) for c in w))
+        return [w for w in words if w in query.text]
 
     def has_asks(self, item: Item) -> bool:
         return item.code in self._codes_with_asks
