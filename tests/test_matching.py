@@ -80,7 +80,7 @@ def test_a_citizens_word_for_a_situation_counts_for_the_items_named_by_it(bundle
     assert died.best is not None and died.best.name == "户口注销"
     # An SMS names the document and the situation in one character after it.
     for short, name in (("结婚证 补", "补领结婚证"), ("社保卡 补", "社会保障卡补领、换领、换发"),
-                        ("残疾证 补", "残疾人证挂失补办")):
+                        ("残疾证 补", "残疾人证挂失补办"), ("残疾证 换", "残疾人证换领")):
         assert bundled_index.match(short).best.name == name
     renewed = {item.name for item in bundled_index.match("拖拉机驾驶证要换").items}  # 要换: 换证
     assert renewed <= {"拖拉机联合收割机驾驶证补换证", "拖拉机联合收割机驾驶证期满换证"}, renewed
@@ -90,6 +90,8 @@ def test_a_citizens_word_for_a_situation_counts_for_the_items_named_by_it(bundle
         assert bundled_index.match(message).best.name == name
     worn = bundled_index.match("以前当兵受伤发的那个证，现在烂得看不清了")  # worn out: 换发
     assert worn.best is not None and worn.best.name == "伤残证件换发、补发"
+    misused = bundled_index.match("社保卡不晓得掉哪去了，怕遭别人拿去乱用")  # feared misuse: 挂失
+    assert misused.best is not None and misused.best.name == "社会保障卡挂失"
     stolen = bundled_index.match("钱包遭摸了，身份证也在里头，怕别个拿去冒用，先要咋个办")  # stolen: 挂失
     assert stolen.best is not None and stolen.best.name == "居民身份证挂失申报、丢失招领"
 
