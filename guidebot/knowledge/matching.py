@@ -476,11 +476,13 @@ class CatalogIndex:
         does not say, while it says one of the rival's, yields to the rival: 结婚登记咋个在网上预约 is not
         离婚登记预约, however near that item's asks are."""
         best = scored[:CONTRADICTION_WINDOW]
+        names = [compact(s.item.name) for s in best]
+        said = [self._said_words(name, query) for name in names]
         demoted = {
             i for i, loser in enumerate(best) for j, rival in enumerate(best)
-            if i != j and self.told_apart(rival.item.name, loser.item.name, query)
-            and rival.score >= max(loser.score - CONTRADICTION_RANGE, MIN_SCORE)
+            if i != j and rival.score >= max(loser.score - CONTRADICTION_RANGE, MIN_SCORE)
             and rival.query_coverage >= MIN_QUERY_COVERAGE
+            and _told_apart(names[j], said[j], names[i], said[i])
         }
         if not demoted:
             return scored
@@ -494,8 +496,7 @@ class CatalogIndex:
         离婚登记预约."""
         name, rival = compact(name), compact(rival)
         of_rival = self._said_words(rival, query)
-        return ((bool(of_rival) or not rival_said) and all(w in name for w in of_rival)
-                and any(w not in rival for w in self._said_words(name, query)))
+        return (bool(of_rival) or not rival_said) and _told_apart(name, self._said_words(name, query), rival, of_rival)
 
     def _said_words(self, name: str, query: Query) -> list[str]:
         words = self._name_word_cache.get(name)
@@ -518,6 +519,11 @@ class CatalogIndex:
     def match(self, message: str, top: int = MAX_CHOICES) -> MatchResult:
         query, ranked = self.rank(message, top=max(top, 20))
         return self._decider.decide(query, ranked, top)
+
+
+def _told_apart(name: str, of_name: Sequence[str], rival: str, of_rival: Sequence[str]) -> bool:
+    """Of the words said, one of `name`'s is not in `rival`, and every one of `rival`'s is in `name`."""
+    return all(w in name for w in of_rival) and any(w not in rival for w in of_name)
 
 
 def _rank_key(scored: Scored) -> tuple[float, float, bool, int]:
