@@ -90,6 +90,9 @@ def test_a_citizens_word_for_a_situation_counts_for_the_items_named_by_it(bundle
         assert bundled_index.match(message).best.name == name
     worn = bundled_index.match("以前当兵受伤发的那个证，现在烂得看不清了")  # worn out: 换发
     assert worn.best is not None and worn.best.name == "伤残证件换发、补发"
+    for message, name in (("厂子倒闭了没得工作了，听说交了失业保险可以领钱", "失业保险金申领"),  # X金申领: a claim
+                          ("刑满出来了，户口本上没得我了，身份证也用不了", "户口恢复")):  # back from prison: 恢复
+        assert bundled_index.match(message).best.name == name
     misused = bundled_index.match("社保卡不晓得掉哪去了，怕遭别人拿去乱用")  # feared misuse: 挂失
     assert misused.best is not None and misused.best.name == "社会保障卡挂失"
     stolen = bundled_index.match("钱包遭摸了，身份证也在里头，怕别个拿去冒用，先要咋个办")  # stolen: 挂失
