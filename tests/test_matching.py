@@ -146,6 +146,9 @@ def test_a_place_is_expected_by_an_item_for_people_away(bundled_index: CatalogIn
     away = "我长期在成都上班，医保常驻异地工作备案怎么弄"
     assert bundled_index.elsewhere.about(away)
     assert bundled_index.match(away).best.name == "常驻异地工作人员备案"
+    # Among the best few is enough: the message need not name that item first.
+    staying = bundled_index.match("跟娃儿在重庆长住，医保备案手机上能办不")
+    assert "异地长期居住人员备案" in {item.name for item in staying.items}
     assert bundled_index.match("成都的户口本掉了在哪补").decision is Decision.UNKNOWN
 
 

@@ -161,8 +161,10 @@ class Decider:
         """Answer, clarify or unknown, from the message as read and its candidates best first."""
         shown = tuple(ranked[: max(top, MAX_CHOICES)])
         weak = not ranked or ranked[0].query_coverage < MIN_QUERY_COVERAGE or ranked[0].score < MIN_SCORE
-        elsewhere = self._index.elsewhere.about(query.text) and not (
-            not weak and serves_between_places(ranked[0].item.name))
+        # 跟娃儿在重庆长住，医保备案: a place is expected by an item for people away among the best.
+        elsewhere = self._index.elsewhere.about(query.text) and not (not weak and any(
+            serves_between_places(s.item.name) for s in ranked[:MAX_CHOICES]
+            if s.score >= ranked[0].score - UNSURE_MARGIN))
         declined = query.outside_ask if self._declines(query, ranked) else None
         if weak and not elsewhere and not declined and not any(unit.foreign for unit in query.units):
             by_asks = self._by_asks(query)
