@@ -46,7 +46,7 @@ from guidebot.knowledge.fields import FIELD_WORDS as field_words
 from guidebot.knowledge.fields import detect_field
 from guidebot.knowledge.kinds import conflicts, kinds_in
 from guidebot.knowledge.lexicon import Lexicon, Synonym, bundled_lexicon
-from guidebot.knowledge.normalize import MAX_MATCH_CHARS, compact, name_variants, normalize
+from guidebot.knowledge.normalize import MAX_MATCH_CHARS, name_variants, normalize
 from guidebot.knowledge.places import Elsewhere
 from guidebot.knowledge.query import Query, Unit
 from guidebot.knowledge.situations import (
@@ -476,7 +476,7 @@ class CatalogIndex:
         does not say, while it says one of the rival's, yields to the rival: 结婚登记咋个在网上预约 is not
         离婚登记预约, however near that item's asks are."""
         best = scored[:CONTRADICTION_WINDOW]
-        names = [compact(s.item.name) for s in best]
+        names = [name_variants(s.item.name)[0] for s in best]
         said = [self._said_words(name, query) for name in names]
         demoted = {
             i for i, loser in enumerate(best) for j, rival in enumerate(best)
@@ -494,7 +494,7 @@ class CatalogIndex:
         """The message says a word of `name` that `rival` lacks, and none of `rival`'s that `name` lacks
         (with `rival_said`, it must say one of `rival`'s): 结婚登记咋个在网上预约 tells 结婚登记预约 from
         离婚登记预约."""
-        name, rival = compact(name), compact(rival)
+        name, rival = name_variants(name)[0], name_variants(rival)[0]
         of_rival = self._said_words(rival, query)
         return (bool(of_rival) or not rival_said) and _told_apart(name, self._said_words(name, query), rival, of_rival)
 
