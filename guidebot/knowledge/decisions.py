@@ -15,7 +15,7 @@ from guidebot.knowledge.asks import ASK_MIN, SHORT_MESSAGE
 from guidebot.knowledge.catalog import Item
 from guidebot.knowledge.fields import Field
 from guidebot.knowledge.kinds import kind_words
-from guidebot.knowledge.normalize import compact
+from guidebot.knowledge.normalize import name_variants
 from guidebot.knowledge.places import Elsewhere, serves_between_places
 from guidebot.knowledge.query import Query
 
@@ -115,7 +115,7 @@ class Decider:
             return False  # 老年人优待证 said: not the topic 退役军人优待证, however near its asks
         # 机动车驾驶证到期换证: the message names the topic outright; an item's asks that share its
         # other words (拖拉机驾驶证期满换证) do not outweigh that.
-        said = compact(topic.topic) in query.text
+        said = name_variants(topic.topic)[0] in query.text
         return match.similarity >= OUTSIDE_SUPPORT_MIN and (said or match.similarity >= best_item + OUTSIDE_MARGIN) \
             and not named
 
