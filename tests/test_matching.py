@@ -178,6 +178,14 @@ def test_a_verb_and_its_object_is_no_foreign_document(guangan_words_index: Catal
     assert checked.best is not None and checked.best.name == "动物及动物产品检疫合格证核发"
 
 
+def test_pinyin_the_synonym_table_lists_is_read_in_chinese(bundled_index: CatalogIndex) -> None:
+    """sfz, sbk, yyzz: chat-app pinyin, read as the Chinese it stands for — by the asks too, which compare
+    Chinese characters (补办sfz要好多钱 was declined as a question about prices)."""
+    assert bundled_index.match("补办sfz要好多钱").best.name == "居民身份证办理（包括临时）"
+    assert bundled_index.match("sbk激活").best.name == "社会保障卡启用（激活）"
+    assert bundled_index.match("SX2025092600001").ranked == ()  # a case number is no pinyin
+
+
 def test_digits_are_never_fuzzy_matched(bundled_index: CatalogIndex) -> None:
     """A case number beside words matches the words only; digits alone match nothing."""
     plain = bundled_index.match("结婚登记")

@@ -103,6 +103,7 @@ _THING_ENDINGS = ("证", "照", "卡", "费")
 _THING_VERBS = frozenset("办领拿发考换补开上取交缴收退续要查验")
 _CASE_NUMBER = re.compile(r"[a-z0-9-]{8,}")
 _DIGITS = re.compile(r"\d+")
+_LATIN_WORD = re.compile(r"[a-z]{2,14}")
 
 
 @lru_cache(maxsize=65536)
@@ -169,6 +170,7 @@ class CatalogIndex:
         for name in self._exact:
             self._exact_lengths[name[:2]] = (*self._exact_lengths.get(name[:2], ()), len(name))
         self._synonym_index = self._build_synonym_index()
+        self._spelled_out = self._build_spelled_out()
         self._say_lengths = sorted({len(say) for say in self._synonym_index}, reverse=True)
         # By first character, longest first, each with its characters: a phrase whose characters are not
         # all in the message cannot be spread through it.
@@ -218,6 +220,19 @@ class CatalogIndex:
                 index[say].append(synonym)
         return dict(index)
 
+    def _build_spelled_out(self) -> dict[str, str]:
+        """Pinyin a synonym entry lists (sfz, shebaoka) → its first Chinese phrase (身份证, 社保卡): read
+        in Chinese, a message is also near the asks, which are compared by Chinese characters."""
+        spelled: dict[str, str] = {}
+        for synonym in self.lexicon.synonyms:
+            head = next((say for say in synonym.say if all(HAN.match(ch) for ch in say)), None)
+            if head is None:
+                continue
+            for say in synonym.say:
+                if _LATIN_WORD.fullmatch(say):
+                    spelled.setdefault(say, head)
+        return spelled
+
     def _build_concept_items(self) -> dict[str, list[int]]:
         """For every official phrase of the synonym table, the items whose text contains it."""
         phrases = {m for synonym in self.lexicon.synonyms for m in synonym.means}
@@ -242,7 +257,7 @@ class CatalogIndex:
     def _read(self, message: str) -> Query:
         text = normalize(message)[:MAX_MATCH_CHARS]
         field_asked = detect_field(text)
-        compact_text = text.replace(" ", "")
+        compact_text = _LATIN_WORD.sub(lambda m: self._spelled_out.get(m.group(0), m.group(0)), text.replace(" ", ""))
         compact_text = self.typos.correct(compact_text)
         query = Query(text=compact_text, field=field_asked, situations=asked_situations(compact_text),
                       kinds=kinds_in(compact_text))
