@@ -380,6 +380,10 @@ def _overall(index: CatalogIndex, path: Path) -> dict[str, float]:
         ("guangan_index", "holdout13", {"resolved": 95.5, "right": 79.0, "declined": 100.0, "wrong_max": 3.0}),
         ("bundled_index", "holdout14", {"resolved": 94.5, "right": 84.0, "declined": 97.5, "wrong_max": 4.0}),
         ("guangan_index", "holdout14", {"resolved": 95.0, "right": 82.5, "declined": 97.5, "wrong_max": 3.0}),
+        ("bundled_index", "holdout15", {"resolved": 95.0, "right": 85.5, "declined": 95.0, "wrong_max": 4.0}),
+        ("guangan_index", "holdout15", {"resolved": 96.0, "right": 82.5, "declined": 95.0, "wrong_max": 3.0}),
+        ("bundled_index", "holdout16", {"resolved": 93.0, "right": 76.0, "declined": 95.0, "wrong_max": 4.5}),
+        ("guangan_index", "holdout16", {"resolved": 92.0, "right": 75.5, "declined": 95.0, "wrong_max": 4.5}),
     ],
 )
 def test_evaluation_set_floors(request: pytest.FixtureRequest, index_fixture: str, questions: str,
