@@ -5,6 +5,11 @@ is what separates an answer from a sibling's answer."""
 
 from __future__ import annotations
 
+# Citizens' words for a transfer: either way, coming here, leaving (shared by "move" and its directions).
+_EITHER_WAY = ("迁移", "转移", "转到", "迁到")
+_MOVING_IN = ("转入", "迁入", "转过来", "转回", "迁过来", "迁回", "转进来", "迁进来", "转回来", "接过来", "转来")
+_MOVING_OUT = ("转出", "迁出", "转走", "迁走")
+
 # The situations that tell an item from its siblings (食品经营许可 核发/变更/延续/注销 …): the words of
 # item names that mark each one, and the words citizens use for it. "new" marks nothing unasked:
 # it is what a citizen means when they name no situation at all.
@@ -33,13 +38,9 @@ SITUATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                  "磨损", "看不清", "要换", "换一下", "证换", "卡换")),
     # A transfer, and its two directions: an item marked 转入 is a sibling of one marked 转出; one marked
     # 转移 (关系转移接续) serves both. Words that do not say the direction ask both.
-    "move": (("迁移", "转移"),
-             ("迁移", "转移", "转出", "转入", "迁出", "迁入", "转到", "迁到", "转走", "迁走", "转过来", "转回",
-              "迁过来", "迁回", "转进来", "迁进来", "转回来", "接过来", "转来")),
-    "move_in": (("转入", "迁入", "接收"),
-                ("转入", "迁入", "迁移", "转移", "转到", "迁到", "转过来", "转回", "迁过来", "迁回", "转进来", "迁进来",
-                 "转回来", "接过来", "转来", "接收")),
-    "move_out": (("转出", "迁出"), ("转出", "迁出", "迁移", "转移", "转到", "迁到", "转走", "迁走")),
+    "move": (("迁移", "转移"), _EITHER_WAY + _MOVING_IN + _MOVING_OUT),
+    "move_in": (("转入", "迁入", "接收"), (*_EITHER_WAY, *_MOVING_IN, "接收")),
+    "move_out": (("转出", "迁出"), _EITHER_WAY + _MOVING_OUT),
     "lost": (("挂失",),
              ("挂失", "丢了", "丢失", "弄丢", "搞掉", "掉了", "被偷", "不见了", "遭偷", "遭摸", "被摸", "被盗", "冒用",
               "乱用", "盗用")),
