@@ -143,11 +143,10 @@ class Decider:
         A short message gets at most one, and only by a wide margin."""
         if not query.asked:
             return []
-        supports = [m.similarity for m in query.asked.values()]
-        nearest = supports[0]
+        nearest, next_nearest = query.nearest_supports()
         outside = query.outside_ask[1].similarity if query.outside_ask else 0.0
         if len(query.text) < SHORT_MESSAGE:
-            runner_up = max([*supports[1:2], outside])
+            runner_up = max(next_nearest, outside)
             if nearest < ASKS_ALONE_SHORT_MIN or runner_up > nearest - ASKS_ALONE_SHORT_MARGIN:
                 return []
             position = next(iter(query.asked))

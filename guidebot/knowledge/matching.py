@@ -24,7 +24,6 @@ from collections import defaultdict
 from collections.abc import Container, Sequence
 from dataclasses import replace
 from functools import lru_cache
-from itertools import islice
 
 import bm25s
 import jieba
@@ -477,8 +476,8 @@ class CatalogIndex:
             # A message that is just a name (食品经营许可) says nothing the asks could add to.
             found = self._asks.search(query.text)
             query.asked, query.outside_ask = found.items, found.outside
-            supports = [m.similarity for m in islice(found.items.values(), 2)] + [0.0]
-            if found.items and supports[0] - supports[1] >= ASK_CLEAR_LEAD:
+            nearest, next_nearest = query.nearest_supports()
+            if found.items and nearest - next_nearest >= ASK_CLEAR_LEAD:
                 query.clear_leader = next(iter(found.items))
         candidates = self._candidates(query)
         candidates.update(p for p in list(query.asked)[:ASK_CANDIDATES] if query.asked[p].similarity >= ASK_MIN)

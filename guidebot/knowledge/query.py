@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 
 from guidebot.knowledge.asks import AskMatch, OutsideTopic
 from guidebot.knowledge.fields import Field
@@ -33,3 +34,8 @@ class Query:
     asked: dict[int, AskMatch] = field(default_factory=dict)  # support of example asks by item position, best first
     outside_ask: tuple[OutsideTopic, AskMatch] | None = None  # the nearest ask about a thing the center does not do
     clear_leader: int | None = None  # the item whose asks are nearer than any other's by a clear lead
+
+    def nearest_supports(self) -> tuple[float, float]:
+        """The support of the item whose asks are nearest, and of the next one (0 where there is none)."""
+        nearest, next_nearest, *_ = [match.similarity for match in islice(self.asked.values(), 2)] + [0.0, 0.0]
+        return nearest, next_nearest
