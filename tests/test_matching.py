@@ -13,6 +13,7 @@ from guidebot.knowledge.evaluation import Tally, evaluate, read_questions
 from guidebot.knowledge.fields import Field
 from guidebot.knowledge.lexicon import bundled_lexicon
 from guidebot.knowledge.matching import ASK_MIN, ASK_SCALE, ASK_SCALE_SHORT, CatalogIndex, Decision
+from guidebot.knowledge.situations import asked_situations
 from tests.conftest import REPO
 
 ANSWERS = [
@@ -231,6 +232,16 @@ def test_arrears_and_queries_are_situations_too(request: pytest.FixtureRequest, 
     assert result.best is not None and result.best.name == "住宅专项维修资金查询"
     paid = index.match("城乡居民养老保险想补交")
     assert "城乡居民基本养老保险费补缴申报" in {s.item.name for s in paid.choices}, paid.choices
+
+
+def test_a_word_of_several_situations_is_read_by_a_surer_one_beside_it(bundled_index: CatalogIndex) -> None:
+    """掉了 may ask to report a loss or to replace; 补一张 beside it says which. 到期 may ask to renew or
+    to reissue; 换证 beside it says which."""
+    assert asked_situations("社保卡掉了") == {"lost", "replace"}
+    assert asked_situations("社保卡掉了，补一张要钱不") == {"replace"}
+    assert asked_situations("驾驶证到期了要换证") == {"reissue"}
+    result = bundled_index.match("社保卡掉了，补一张要钱不")
+    assert result.decision is Decision.ANSWER and result.best.name == "社会保障卡补领、换领、换发", result.items
 
 
 def test_digits_count_inside_a_synonym_phrase(bundled_index: CatalogIndex) -> None:

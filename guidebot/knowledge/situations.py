@@ -63,9 +63,24 @@ for _marks, _says in SITUATIONS.values():
 SITUATION_SAY_LENGTHS = sorted({len(say) for say in SITUATION_SAYS}, reverse=True)
 
 
+# Each citizen's word for a situation → the situations it may mean (丢了: replace or lost).
+_SAY_SITUATIONS: dict[str, frozenset[str]] = {}
+for _kind, (_marks, _says) in SITUATIONS.items():
+    for _say in _says:
+        _SAY_SITUATIONS[_say] = _SAY_SITUATIONS.get(_say, frozenset()) | {_kind}
+
+
 def asked_situations(text: str) -> frozenset[str]:
-    """The situations a message asks about (丢了 → replace, 续期 → renew …)."""
-    return frozenset(kind for kind, (_, says) in SITUATIONS.items() if any(word in text for word in says))
+    """The situations a message asks about (丢了 → replace or lost, 续期 → renew …).
+
+    A word that may mean several is read by a surer word beside it: 丢了，补办要好多钱 asks to
+    replace, not to report the loss; 到期了要换证 to reissue, not to renew."""
+    said = [kinds for say, kinds in _SAY_SITUATIONS.items() if say in text]
+    asked: set[str] = set()
+    for kinds in said:
+        surer = [other for other in said if other < kinds]
+        asked |= set().union(*surer) if surer else kinds
+    return frozenset(asked)
 
 
 def marked_situations(name: str) -> frozenset[str]:
