@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from guidebot.knowledge.ages import OLDEST, age_range, ages_said
 from guidebot.knowledge.asks import ItemAsks, OutsideTopic
 from guidebot.knowledge.catalog import Catalog
 from guidebot.knowledge.evaluation import Tally, evaluate, read_questions
@@ -242,6 +243,23 @@ def test_a_word_of_several_situations_is_read_by_a_surer_one_beside_it(bundled_i
     assert asked_situations("驾驶证到期了要换证") == {"reissue"}
     result = bundled_index.match("社保卡掉了，补一张要钱不")
     assert result.decision is Decision.ANSWER and result.best.name == "社会保障卡补领、换领、换发", result.items
+
+
+def test_an_age_given_decides_between_siblings_for_different_ages(bundled_index: CatalogIndex) -> None:
+    """公民民族成份确认和变更 is one item for adults and one for minors: an age given decides."""
+    assert age_range("公民民族成份确认和变更（未满十八岁）") == (0, 17)
+    assert age_range("公民民族成份确认和变更（满十八岁）") == (18, OLDEST)
+    assert age_range("80周岁以上老年人高龄津贴发放") == (80, OLDEST)
+    assert ages_said("娃儿今年十岁，我都三十五了") == (10,)
+    assert ages_said("我六十五岁，孙子未成年") == (65, 17)
+    minor, adult = "公民民族成份确认和变更（未满十八岁）", "公民民族成份确认和变更（满十八岁）"
+    child = bundled_index.match("想给娃儿把民族改成妈妈的土家族，娃儿今年十岁")
+    assert child.decision is Decision.ANSWER and child.best.name == minor, child.items
+    grown = bundled_index.match("我三十岁了，想把民族改成我妈的土家族")
+    assert grown.decision is Decision.ANSWER and grown.best.name == adult, grown.items
+    assert {s.item.name for s in bundled_index.match("民族成份变更").choices} == {minor, adult}
+    # An item with no sibling for other ages is still the answer: its conditions tell who may apply.
+    assert bundled_index.match("我妈75岁了能领高龄津贴不").best.name == "80周岁以上老年人高龄津贴发放"
 
 
 def test_digits_count_inside_a_synonym_phrase(bundled_index: CatalogIndex) -> None:

@@ -127,7 +127,7 @@ class Decider:
         position = next(iter(query.asked))  # best supported first
         support = query.asked[position].similarity
         nearest = self._index.items[position]
-        if support < ASK_MIN or any(s.item is nearest for s in tied):
+        if support < ASK_MIN or any(s.item is nearest for s in tied) or self._index.other_kind(position, query):
             return tied
         if not self._index.has_asks(tied[0].item):
             return tied  # no asks of the winner to compare with: its words alone speak for it

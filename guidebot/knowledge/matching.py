@@ -30,6 +30,7 @@ import jieba
 import numpy as np
 from rapidfuzz.distance import LCSseq
 
+from guidebot.knowledge.ages import AgeSiblings, ages_said
 from guidebot.knowledge.asks import ASK_MIN, SHORT_MESSAGE, AskIndex
 from guidebot.knowledge.catalog import Catalog, Item
 from guidebot.knowledge.decisions import (
@@ -160,6 +161,7 @@ class CatalogIndex:
         }
         self._situations = [marked_situations(names[0]) for names in self._name_texts]
         self._kinds = [kinds_in("|".join(names)) for names in self._name_texts]
+        self._age_siblings = AgeSiblings([names[0] for names in self._name_texts])
         self._situations_of = {item.code: kinds for item, kinds in zip(self.items, self._situations, strict=True)}
         self._n = max(len(self.items), 1)
         self._bm25 = bm25s.BM25()
@@ -259,7 +261,7 @@ class CatalogIndex:
         compact_text = _LATIN_WORD.sub(lambda m: self._spelled_out.get(m.group(0), m.group(0)), text.replace(" ", ""))
         compact_text = self.typos.correct(compact_text)
         query = Query(text=compact_text, field=field_asked, situations=asked_situations(compact_text),
-                      kinds=kinds_in(compact_text))
+                      kinds=kinds_in(compact_text), ages=ages_said(compact_text))
         # Case numbers are never fuzzy-matched: they leave the message here; other digits only count
         # inside a synonym phrase (满60岁, 4050人员) and leave after those are found.
         residual = _CASE_NUMBER.sub(" ", compact_text)
@@ -527,8 +529,10 @@ class CatalogIndex:
         return self._situations_of[item.code]
 
     def other_kind(self, position: int, query: Query) -> bool:
-        """The message names another kind of the thing this item is for (kinds.py)."""
-        return bool(query.kinds) and conflicts(self._kinds[position], query.kinds)
+        """The message names another kind of the thing this item is for (kinds.py), or gives ages only
+        a sibling of this item is for (ages.py)."""
+        return ((bool(query.kinds) and conflicts(self._kinds[position], query.kinds))
+                or self._age_siblings.too_young_or_old(position, query.ages))
 
     def match(self, message: str, top: int = MAX_CHOICES) -> MatchResult:
         query, ranked = self.rank(message, top=max(top, 20))

@@ -31,6 +31,7 @@ class Query:
     tokens: list[str] = field(default_factory=list)
     situations: frozenset[str] = frozenset()
     kinds: frozenset[tuple[str, str]] = frozenset()  # kinds of things named (kinds.py): a car, a bank card
+    ages: tuple[int, ...] = ()  # ages given (ages.py): 娃儿今年十岁
     asked: dict[int, AskMatch] = field(default_factory=dict)  # support of example asks by item position, best first
     outside_ask: tuple[OutsideTopic, AskMatch] | None = None  # the nearest ask about a thing the center does not do
     clear_leader: int | None = None  # the item whose asks are nearer than any other's by a clear lead
