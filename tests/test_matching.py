@@ -12,6 +12,7 @@ from guidebot.knowledge.asks import ItemAsks, OutsideTopic
 from guidebot.knowledge.catalog import Catalog
 from guidebot.knowledge.evaluation import Tally, evaluate, read_questions
 from guidebot.knowledge.fields import Field
+from guidebot.knowledge.kinds import kind_words
 from guidebot.knowledge.lexicon import bundled_lexicon
 from guidebot.knowledge.matching import ASK_MIN, ASK_SCALE, ASK_SCALE_SHORT, CatalogIndex, Decision
 from guidebot.knowledge.situations import asked_situations
@@ -162,6 +163,12 @@ def test_another_kind_of_the_same_thing_is_never_the_answer(bundled_index: Catal
         assert result.decision is Decision.UNKNOWN and result.outside == (kind,), result.items
     assert bundled_index.match("社保卡密码忘了").best.name == "社会保障卡密码重置"
     assert bundled_index.match("拖拉机上牌要去哪里").best.name == "拖拉机/联合收割机注册登记"
+    # 医保 is not 养老保险: the pension's transfer is not offered for the medical insurance's.
+    medical = bundled_index.match("在外地打工交的医保，回老家了想转过来")
+    assert "企业职工基本养老保险关系转移接续申请" not in {s.item.name for s in medical.choices}, medical.choices
+    assert "基本医疗保险关系转移接续" in {s.item.name for s in medical.choices}, medical.choices
+    # Both are the center's: an unknown reply never names 医保 as another office's business.
+    assert kind_words("医保的钱转到养老保险里") == () and kind_words("储蓄卡密码") == ("储蓄卡",)
 
 
 def test_a_document_the_catalog_names_is_never_foreign(bundled_index: CatalogIndex) -> None:

@@ -1,4 +1,5 @@
-"""Things of one sort that citizens tell apart by name: an item for one is not an item for another.
+"""Things of one sort that citizens tell apart by name: an item for one is not an item for another
+(a car and a tractor, a savings card and a social security card, medical insurance and a pension).
 
 拖拉机驾驶证期满换证 shares every word but one with 汽车驾驶证到期了要换证, and 社会保障卡密码重置 with
 建行的储蓄卡密码忘了 — the message names another kind of the same thing, which this center may not
@@ -17,6 +18,12 @@ KINDS: dict[str, dict[str, tuple[str, ...]]] = {
         "social_security_card": ("社保卡", "社会保障卡", "医保卡"),
         "bank_card": ("银行卡", "储蓄卡", "信用卡", "工资卡", "借记卡", "存折"),
     },
+    "insurance": {
+        "medical": ("医保", "医疗保险"),
+        "pension": ("养老保险", "养老金", "退休金"),
+        "unemployment": ("失业保险", "失业金"),
+        "injury": ("工伤",),
+    },
 }
 
 
@@ -26,9 +33,15 @@ def kinds_in(text: str) -> frozenset[tuple[str, str]]:
                      if any(word in text for word in words))
 
 
+# Sorts whose every kind is a service of the center: a message naming one is never about another office's.
+HANDLED_HERE = frozenset({"insurance"})
+
+
 def kind_words(text: str) -> tuple[str, ...]:
-    """The words of a text that name a kind (储蓄卡, 小车), longest first where one holds another."""
-    found = [word for kinds in KINDS.values() for words in kinds.values() for word in words if word in text]
+    """The words of a text that name a kind another office may handle (储蓄卡, 小车), longest first where
+    one holds another."""
+    found = [word for sort, kinds in KINDS.items() if sort not in HANDLED_HERE
+             for words in kinds.values() for word in words if word in text]
     return tuple(w for w in found if not any(w != other and w in other for other in found))
 
 
