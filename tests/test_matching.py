@@ -158,11 +158,18 @@ def test_a_place_is_expected_by_an_item_for_people_away(bundled_index: CatalogIn
 def test_another_kind_of_the_same_thing_is_never_the_answer(bundled_index: CatalogIndex) -> None:
     """A bank's savings card is not a social security card, a car is not a tractor: the item for the one
     is never the answer for the other, and the reply names what the center does not handle."""
-    for message, kind in (("建行的储蓄卡密码忘了咋办", "储蓄卡"), ("新买的小车上牌要去哪里", "小车")):
+    for message, kind in (("建行的储蓄卡密码忘了咋办", "银行卡和银行业务"),
+                          ("新买的小车上牌要去哪里", "汽车上牌、过户和报废")):
         result = bundled_index.match(message)
         assert result.decision is Decision.UNKNOWN and result.outside == (kind,), result.items
     assert bundled_index.match("社保卡密码忘了").best.name == "社会保障卡密码重置"
     assert bundled_index.match("拖拉机上牌要去哪里").best.name == "拖拉机/联合收割机注册登记"
+    # A licence or a plate asked for with no vehicle named is a car's: the tractor's asks, however near,
+    # do not keep the message from the 车管所's topic.
+    for message in ("驾照到期了要换证，要体检不", "小车驾驶证到期了 换证", "买了新车要上牌，去哪里上"):
+        car = bundled_index.match(message)
+        assert car.decision is Decision.UNKNOWN and car.outside, (message, car.items)
+    assert bundled_index.match("拖拉机驾驶证到期了换证").best.name == "拖拉机联合收割机驾驶证期满换证"
     # 医保 is not 养老保险: the pension's transfer is not offered for the medical insurance's.
     medical = bundled_index.match("在外地打工交的医保，回老家了想转过来")
     assert "企业职工基本养老保险关系转移接续申请" not in {s.item.name for s in medical.choices}, medical.choices

@@ -109,7 +109,9 @@ class Decider:
         if query.outside_ask is None:
             return False
         topic, match = query.outside_ask
-        best_item = next(iter(query.asked.values())).similarity if query.asked else 0.0
+        # An item of another kind (拖拉机驾驶证 for a 驾照) is not one that could answer: its asks do not count.
+        best_item = next((match.similarity for position, match in query.asked.items()
+                          if not self._index.other_kind(position, query)), 0.0)
         named = bool(ranked) and ranked[0].score - ranked[0].support_bonus >= OUTSIDE_WORDS_MAX
         if ranked and self._index.told_apart(ranked[0].item.name, topic.topic, query, rival_said=True):
             return False  # 老年人优待证 said: not the topic 退役军人优待证, however near its asks

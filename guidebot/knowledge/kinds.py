@@ -27,10 +27,20 @@ KINDS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+# Per sort: words that name a thing of that sort without saying its kind, and the kind they then mean.
+# 驾照到期了, 买了新车要上牌: citizens mean a car; a tractor's papers are asked for by the tractor's name.
+UNNAMED_KIND: dict[str, tuple[tuple[str, ...], str]] = {
+    "vehicle": (("驾照", "驾驶证", "上牌", "车牌", "号牌", "行驶证"), "car"),
+}
+
+
 def kinds_in(text: str) -> frozenset[tuple[str, str]]:
-    """The (sort, kind) pairs a text names."""
-    return frozenset((sort, kind) for sort, kinds in KINDS.items() for kind, words in kinds.items()
-                     if any(word in text for word in words))
+    """The (sort, kind) pairs a text names, or means by naming a thing of the sort without its kind."""
+    named = {(sort, kind) for sort, kinds in KINDS.items() for kind, words in kinds.items()
+             if any(word in text for word in words)}
+    named |= {(sort, kind) for sort, (words, kind) in UNNAMED_KIND.items()
+              if not any(s == sort for s, _ in named) and any(word in text for word in words)}
+    return frozenset(named)
 
 
 # Sorts whose every kind is a service of the center: a message naming one is never about another office's.
@@ -38,10 +48,13 @@ HANDLED_HERE = frozenset({"insurance"})
 
 
 def kind_words(text: str) -> tuple[str, ...]:
-    """The words of a text that name a kind another office may handle (储蓄卡, 小车), longest first where
-    one holds another."""
-    found = [word for sort, kinds in KINDS.items() if sort not in HANDLED_HERE
-             for words in kinds.values() for word in words if word in text]
+    """The words of a text that name a kind another office may handle (储蓄卡, 小车, or 驾照 where no
+    kind is named), longest first where one holds another."""
+    found: list[str] = []
+    for sort, kinds in KINDS.items():
+        if sort not in HANDLED_HERE:
+            named = [word for words in kinds.values() for word in words if word in text]
+            found += named or [word for word in UNNAMED_KIND.get(sort, ((), ""))[0] if word in text]
     return tuple(w for w in found if not any(w != other and w in other for other in found))
 
 
