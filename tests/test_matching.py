@@ -15,7 +15,7 @@ from guidebot.knowledge.fields import Field
 from guidebot.knowledge.kinds import kind_words
 from guidebot.knowledge.lexicon import bundled_lexicon
 from guidebot.knowledge.matching import ASK_MIN, ASK_SCALE, ASK_SCALE_SHORT, CatalogIndex, Decision
-from guidebot.knowledge.situations import asked_situations
+from guidebot.knowledge.situations import asked_situations, marked_situations
 from tests.conftest import REPO
 
 ANSWERS = [
@@ -255,6 +255,11 @@ def test_a_word_of_several_situations_is_read_by_a_surer_one_beside_it(bundled_i
     assert asked_situations("社保卡掉了") == {"lost", "replace"}
     assert asked_situations("社保卡掉了，补一张要钱不") == {"replace"}
     assert asked_situations("驾驶证到期了要换证") == {"reissue"}
+    # A word negated is not said (不想开了 closes a shop, it does not open one); 能不能领 still asks 能领.
+    assert asked_situations("个体营业执照不想开了要注销") == {"cancel"}
+    assert asked_situations("不想开有限公司，想办合伙企业") == set()
+    assert asked_situations("他能不能领") == {"claim"}
+    assert marked_situations("食品小作坊备案续期") == {"renew"}
     result = bundled_index.match("社保卡掉了，补一张要钱不")
     assert result.decision is Decision.ANSWER and result.best.name == "社会保障卡补领、换领、换发", result.items
 

@@ -18,8 +18,8 @@ SITUATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             ("新办", "核发", "设立", "初次", "首次", "新增", "新开", "刚开", "想开", "第一次", "申领")),
     # A death ends what the person held: 户口, 养老保险, 残疾人证 … are 注销ed (死亡注销).
     "cancel": (("注销", "终止"),
-               ("注销", "终止", "不干了", "不开了", "不做了", "关门", "关掉", "停办", "开不走", "开不下去", "歇业",
-                "过世", "去世", "逝世", "死了", "死亡", "不在了")),
+               ("注销", "终止", "不干了", "不开了", "不做了", "不想开了", "不想做了", "不想干了", "关门", "关掉",
+                "停办", "开不走", "开不下去", "歇业", "过世", "去世", "逝世", "死了", "死亡", "不在了")),
     "change": (("变更", "更正", "更名"),
                ("变更", "更正", "更改", "改名", "换法人", "改地址", "换地址", "换成", "改成", "改一下", "要改", "去改",
                 "想改", "咋个改", "怎么改", "改过来", "加卖", "增加经营", "增加项目", "扩大经营", "店名", "扩到",
@@ -28,7 +28,7 @@ SITUATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "replace": (("补办", "补发", "补领", "遗失"),
                 ("补办", "补发", "补领", "补证", "遗失", "丢了", "丢失", "弄丢", "搞掉", "掉了", "找不到", "不见了",
                  "补一个", "补个", "补张", "补一张", "补一本", "掉哪", "证补", "卡补", "照补", "本补")),
-    "renew": (("延续", "延期", "再注册"),
+    "renew": (("延续", "延期", "续期", "再注册"),
               ("延续", "延期", "续期", "续证", "到期", "快过期", "过期了", "期满", "再注册", "重新注册")),
     # The yearly or periodic check of a licence or vehicle (年审, 复审): not a renewal, not a new one.
     "inspect": (("审验", "年审", "年检", "复审", "校验"),
@@ -75,7 +75,7 @@ def asked_situations(text: str) -> frozenset[str]:
 
     A word that may mean several is read by a surer word beside it: 丢了，补办要好多钱 asks to
     replace, not to report the loss; 到期了要换证 to reissue, not to renew."""
-    said = [kinds for say, kinds in _SAY_SITUATIONS.items() if say in text]
+    said = [kinds for say, kinds in _SAY_SITUATIONS.items() if _said(say, text)]
     asked: set[str] = set()
     for kinds in said:
         surer = [other for other in said if other < kinds]
@@ -86,3 +86,17 @@ def asked_situations(text: str) -> frozenset[str]:
 def marked_situations(name: str) -> frozenset[str]:
     """The situations an item name (or an official phrase) marks: 食品经营许可变更 → change."""
     return frozenset(kind for kind, (marks, _) in SITUATIONS.items() if any(mark in name for mark in marks))
+
+
+_NEGATIONS = frozenset("不没别")
+
+
+def _said(say: str, text: str) -> bool:
+    """`say` is in the text other than negated: 不想开了 does not say 想开 (but 能不能领 asks 能领)."""
+    start = text.find(say)
+    while start >= 0:
+        negated = start > 0 and text[start - 1] in _NEGATIONS
+        if not negated or (start > 1 and text[start - 2] == say[0]):
+            return True
+        start = text.find(say, start + 1)
+    return False
