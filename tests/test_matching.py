@@ -365,6 +365,12 @@ def test_asks_far_nearest_hear_a_situation_the_words_do_not_name(bundled_catalog
                                                   "身份证遭摸了怕被人拿去冒用要重新办"))
     contested = CatalogIndex(bundled_catalog, dataclasses.replace(words_only, item_asks=(lost, rival)))
     assert contested.rank(message)[0].clear_leader is None
+    # A field asked (收费不) is in every sibling's asks by chance: an ask of 补办 that asks the fee is no
+    # sign the message asks to replace.
+    replaced = ItemAsks("食品(含保健食品)经营许可补办", ("食品经营许可证补办收不收费", "食品经营许可证补办要收费不"))
+    fee_only = CatalogIndex(bundled_catalog, dataclasses.replace(words_only, item_asks=(replaced,)))
+    query, ranked = fee_only.rank("食品经营许可证收不收费哦")
+    assert query.clear_leader is None and ranked[0].item.name == "食品(含保健食品)经营许可核发", ranked[:2]
 
 
 def test_asks_weigh_less_in_a_short_message(bundled_index: CatalogIndex) -> None:

@@ -43,7 +43,7 @@ from guidebot.knowledge.decisions import (
     Scored,
 )
 from guidebot.knowledge.fields import FIELD_WORDS as field_words
-from guidebot.knowledge.fields import detect_field
+from guidebot.knowledge.fields import Field, detect_field
 from guidebot.knowledge.kinds import conflicts, kinds_in
 from guidebot.knowledge.lexicon import Lexicon, Synonym, bundled_lexicon
 from guidebot.knowledge.normalize import MAX_MATCH_CHARS, name_variants, normalize
@@ -479,7 +479,7 @@ class CatalogIndex:
             found = self._asks.search(query.text)
             query.asked, query.outside_ask = found.items, found.outside
             nearest, next_nearest = query.nearest_supports()
-            if found.items and nearest - next_nearest >= ASK_CLEAR_LEAD:
+            if found.items and nearest - next_nearest >= ASK_CLEAR_LEAD and query.field is Field.ALL:
                 query.clear_leader = next(iter(found.items))
         candidates = self._candidates(query)
         candidates.update(p for p in list(query.asked)[:ASK_CANDIDATES] if query.asked[p].similarity >= ASK_MIN)
