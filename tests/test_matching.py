@@ -174,6 +174,9 @@ def test_another_kind_of_the_same_thing_is_never_the_answer(bundled_index: Catal
     medical = bundled_index.match("在外地打工交的医保，回老家了想转过来")
     assert "企业职工基本养老保险关系转移接续申请" not in {s.item.name for s in medical.choices}, medical.choices
     assert "基本医疗保险关系转移接续" in {s.item.name for s in medical.choices}, medical.choices
+    # To marry is not to divorce, however near the divorce appointment's asks.
+    marry = bundled_index.match("結婚登記網上預約怎麼操作")
+    assert marry.decision is Decision.ANSWER and marry.best.name == "结婚登记预约", marry.items
     # Both are the center's: an unknown reply never names 医保 as another office's business.
     assert kind_words("医保的钱转到养老保险里") == () and kind_words("储蓄卡密码") == ("储蓄卡",)
 

@@ -1,5 +1,6 @@
 """Things of one sort that citizens tell apart by name: an item for one is not an item for another
-(a car and a tractor, a savings card and a social security card, medical insurance and a pension).
+(a car and a tractor, a savings card and a social security card, medical insurance and a pension,
+a marriage and a divorce).
 
 拖拉机驾驶证期满换证 shares every word but one with 汽车驾驶证到期了要换证, and 社会保障卡密码重置 with
 建行的储蓄卡密码忘了 — the message names another kind of the same thing, which this center may not
@@ -24,6 +25,10 @@ KINDS: dict[str, dict[str, tuple[str, ...]]] = {
         "unemployment": ("失业保险", "失业金"),
         "injury": ("工伤",),
     },
+    "marriage": {
+        "marry": ("结婚",),
+        "divorce": ("离婚",),
+    },
 }
 
 
@@ -44,7 +49,7 @@ def kinds_in(text: str) -> frozenset[tuple[str, str]]:
 
 
 # Sorts whose every kind is a service of the center: a message naming one is never about another office's.
-HANDLED_HERE = frozenset({"insurance"})
+HANDLED_HERE = frozenset({"insurance", "marriage"})
 
 
 def kind_words(text: str) -> tuple[str, ...]:
