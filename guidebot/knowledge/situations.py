@@ -34,8 +34,8 @@ SITUATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "inspect": (("审验", "年审", "年检", "复审", "校验"),
                 ("审验", "年审", "年检", "复审", "校验", "审一下", "每年都要审", "年年都要审")),
     "reissue": (("换发", "换领", "换证", "期满换"),
-                ("换发", "换领", "换证", "换新", "换个新", "到期", "期满", "过期", "烂了", "烂得", "损坏", "破损",
-                 "磨损", "看不清", "要换", "换一下", "证换", "卡换")),
+                ("换发", "换领", "换证", "换新", "换个新", "到期", "期满", "过期", "过期了", "烂了", "烂得", "损坏",
+                 "破损", "磨损", "看不清", "要换", "换一下", "证换", "卡换")),
     # A transfer, and its two directions: an item marked 转入 is a sibling of one marked 转出; one marked
     # 转移 (关系转移接续) serves both. Words that do not say the direction ask both.
     "move": (("迁移", "转移"), _EITHER_WAY + _MOVING_IN + _MOVING_OUT),
@@ -75,7 +75,7 @@ def asked_situations(text: str) -> frozenset[str]:
 
     A word that may mean several is read by a surer word beside it: 丢了，补办要好多钱 asks to
     replace, not to report the loss; 到期了要换证 to reissue, not to renew."""
-    said = [kinds for say, kinds in _SAY_SITUATIONS.items() if _said(say, text)]
+    said = [_SAY_SITUATIONS[say] for say in _says_in(text)]
     asked: set[str] = set()
     for kinds in said:
         surer = [other for other in said if other < kinds]
@@ -91,12 +91,16 @@ def marked_situations(name: str) -> frozenset[str]:
 _NEGATIONS = frozenset("不没别")
 
 
-def _said(say: str, text: str) -> bool:
-    """`say` is in the text other than negated: 不想开了 does not say 想开 (but 能不能领 asks 能领)."""
-    start = text.find(say)
-    while start >= 0:
-        negated = start > 0 and text[start - 1] in _NEGATIONS
-        if not negated or (start > 1 and text[start - 2] == say[0]):
-            return True
-        start = text.find(say, start + 1)
-    return False
+def _says_in(text: str) -> set[str]:
+    """The citizens' words for a situation said in the text: not negated (不想开了 does not say 想开, but
+    能不能领 asks 能领), and not inside a longer one said there (户口被注销了 asks to restore, not to cancel)."""
+    found: list[tuple[int, int, str]] = []
+    for say in _SAY_SITUATIONS:
+        start = text.find(say)
+        while start >= 0:
+            negated = start > 0 and text[start - 1] in _NEGATIONS and not (start > 1 and text[start - 2] == say[0])
+            if not negated:
+                found.append((start, start + len(say), say))
+            start = text.find(say, start + 1)
+    return {say for begin, end, say in found
+            if not any(b <= begin and end <= e and e - b > end - begin for b, e, _ in found)}
