@@ -267,6 +267,8 @@ def test_a_word_of_several_situations_is_read_by_a_surer_one_beside_it(bundled_i
     assert asked_situations("查不到户口，说是以前被注销了") == {"restore"}
     assert asked_situations("户口注销要带啥") == {"cancel"}
     assert asked_situations("食品经营许可证上的信息要变") == {"change"}
+    assert asked_situations("满六十了，啥时候开始发钱") == {"claim"}
+    assert marked_situations("计划生育家庭特别扶助金") == {"claim"}
     result = bundled_index.match("社保卡掉了，补一张要钱不")
     assert result.decision is Decision.ANSWER and result.best.name == "社会保障卡补领、换领、换发", result.items
 
