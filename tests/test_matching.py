@@ -144,9 +144,19 @@ def test_a_place_one_goes_to_is_left_from_here(bundled_index: CatalogIndex) -> N
     assert "异地安置退休人员备案" in {s.item.name for s in moving.choices}
 
 
+def test_a_place_one_lives_or_works_in_is_background(bundled_index: CatalogIndex) -> None:
+    """在广东当老师 tells where the citizen worked; 在成都办 and 成都的居住证 where the service is wanted."""
+    elsewhere = bundled_index.elsewhere
+    assert not elsewhere.about("我之前在广东当老师，教师资格证搬家搞丢了")
+    assert elsewhere.about("我在成都打工，想在成都办个居住证")
+    assert elsewhere.about("成都的居住证在成都哪里办")
+    lost = bundled_index.match("我之前在广东当老师，教师资格证搬家搞丢了")
+    assert lost.decision is Decision.ANSWER and lost.best.name == "教师资格证书补发、换发", lost.items
+
+
 def test_a_place_is_expected_by_an_item_for_people_away(bundled_index: CatalogIndex) -> None:
     """常驻异地工作人员备案 is for people living elsewhere: naming where is no sign of elsewhere's service."""
-    away = "我长期在成都上班，医保常驻异地工作备案怎么弄"
+    away = "常年成都上班，医保常驻异地工作备案怎么弄"
     assert bundled_index.elsewhere.about(away)
     assert bundled_index.match(away).best.name == "常驻异地工作人员备案"
     # Among the best few is enough: the message need not name that item first.

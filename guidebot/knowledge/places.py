@@ -17,6 +17,9 @@ ELSEWHERE_MAX_LENGTH = 30  # a longer message naming a place is telling its stor
 # 去深圳, 搬到海南, 拉到重庆去卖: a place one goes to from here. The service is wanted here, before leaving
 # (异地居住备案, 跨区域涉税报告, 动物检疫证), so such a place is no sign the message is about elsewhere.
 GOING_TO = ("去", "到", "往")
+# 在成都打工 tells where someone lives or works, 在成都办 or 在成都哪里 where the service is wanted.
+SERVED_THERE = ("办", "哪", "补", "领", "换")
+SERVED_REACH = 3
 # An item whose name holds one of these serves people between here and another place (常驻异地工作人员
 #备案, 跨省通办, 关系转移接续): a message naming another place is just what it expects.
 BETWEEN_PLACES = ("异地", "跨省", "省外", "外地", "跨区域", "转移", "转入", "转出", "外出",
@@ -36,10 +39,16 @@ class Elsewhere:
     def places_in(self, text: str) -> list[str]:
         return [place for place in self.other_places if place in text]
 
-    def _gone_to(self, text: str, place: str) -> bool:
-        """Every mention of the place is where someone goes from here (去深圳, 搬到海南)."""
-        starts = [m.start() for m in re.finditer(re.escape(place), text)]
-        return all(start > 0 and text[start - 1] in GOING_TO for start in starts)
+    def _not_where_served(self, text: str, place: str) -> bool:
+        """Every mention of the place is where someone goes from here (去深圳, 搬到海南), or where
+        someone lives or works (在深圳打工, 跟儿女在海南住) rather than where a service is done (在成都办)."""
+        for found in re.finditer(re.escape(place), text):
+            start, after = found.start(), text[found.end() : found.end() + SERVED_REACH]
+            gone_to = start > 0 and text[start - 1] in GOING_TO
+            lives_there = start > 0 and text[start - 1] == "在" and not any(word in after for word in SERVED_THERE)
+            if not (gone_to or lives_there):
+                return False
+        return True
 
     def about(self, text: str) -> bool:
         """True when the message is about another place's services (北京积分落户, 上海的社保卡).
@@ -48,7 +57,7 @@ class Elsewhere:
         place is background there, not where the service is wanted."""
         if len(text) > ELSEWHERE_MAX_LENGTH:
             return False
-        places = [place for place in self.places_in(text) if not self._gone_to(text, place)]
+        places = [place for place in self.places_in(text) if not self._not_where_served(text, place)]
         return bool(places) and not any(word in text for word in TIES_HERE + self.home)
 
 
