@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from rapidfuzz.distance import LCSseq
+
 from guidebot.knowledge.asks import ASK_MIN, SHORT_MESSAGE
 from guidebot.knowledge.catalog import Item
 from guidebot.knowledge.fields import Field
@@ -73,6 +75,13 @@ OUTSIDE_MARGIN = 0.0  # … when it is at least as near as any item's asks
 DISAGREE_GAP = 0.3  # support by which the nearest asks' item must beat the winner's to be offered too …
 DISAGREE_LONG = 25  # … in a message shorter than this; in a longer story, whose words name neighbouring
 DISAGREE_LONG_GAP = 0.05  # things too, any disagreement is offered
+ASKS_OVERRULE_GAP = 0.4  # support by which the nearest asks' item is answered instead of the winner …
+# … when the message does not say the winner's name in its own words: a name found only through a synonym's
+# official phrase has a name coverage of at most 0.85 (matching.SYNONYM_NAME_FACTOR); 灵活就业人员参保登记 says it.
+OVERRULE_NAME_MAX = 0.9
+OVERRULE_SAID_SHARE = 0.5  # … nor is mostly made of it (建设项目环境影响报告表怎么报批)
+OVERRULER_NAME_MARGIN = 0.1  # … and names the asks' item clearly less (小饭馆 names 小经营店备案 and 食品经营许可) …
+OVERRULER_LEAD = 0.1  # … whose asks lead the next item's by this much: asks split between two decide nothing
 ASKS_ALONE_MIN = 0.55  # support on which the asks answer a message whose own words name no item …
 ASKS_ALONE_MARGIN = 0.1  # … when no topic the center does not handle is as near
 ASKS_ALONE_TIE = 0.1  # items supported within this of the nearest are offered with it
@@ -121,23 +130,40 @@ class Decider:
         return match.similarity >= OUTSIDE_SUPPORT_MIN and (said or match.similarity >= best_item + OUTSIDE_MARGIN) \
             and not named
 
-    def _with_nearest_asked(self, query: Query, ranked: Sequence[Scored], tied: list[Scored]) -> list[Scored]:
-        """The choices, with the item whose asks are nearest the message among them when its asks
-        are clearly nearer than the winner's: the words and the asks disagree, so the citizen chooses."""
+    def _nearest_asked(self, query: Query, ranked: Sequence[Scored], tied: list[Scored]) -> Scored | None:
+        """The item whose asks are nearest the message, when it is not among the choices and its asks
+        are clearly nearer than the winner's: the words and the asks disagree."""
         if not query.asked or len(query.text) < SHORT_MESSAGE:
-            return tied
+            return None
         position = next(iter(query.asked))  # best supported first
         support = query.asked[position].similarity
         nearest = self._index.items[position]
         if support < ASK_MIN or any(s.item is nearest for s in tied) or self._index.other_kind(position, query):
-            return tied
+            return None
+        if self._other_situation(query, nearest) and len(query.text) < DISAGREE_LONG:
+            return None  # 个体户营业执照注销要多久: the asks of 设立登记 share every other word
         if not self._index.has_asks(tied[0].item):
-            return tied  # no asks of the winner to compare with: its words alone speak for it
+            return None  # no asks of the winner to compare with: its words alone speak for it
         gap = DISAGREE_LONG_GAP if len(query.text) >= DISAGREE_LONG else DISAGREE_GAP
         if support - tied[0].support < gap:
-            return tied
-        found = next((s for s in ranked if s.item is nearest), None) or self._index.score(position, query)
-        return [*tied[: MAX_CHOICES - 1], found]
+            return None
+        return next((s for s in ranked if s.item is nearest), None) or self._index.score(position, query)
+
+    def _asks_overrule(self, query: Query, best: Scored, nearest_asked: Scored) -> bool:
+        """Far nearer asks overrule words that do not name the winner (老板拖了工资还把我开了: the words name
+        失业登记 through a synonym, the asks 劳动人事争议仲裁申请): unless the message says the winner's
+        name in its own words or is mostly made of it, or asks a situation the asks' item is not for."""
+        said = LCSseq.similarity(name_variants(best.item.name)[0], query.text)
+        nearest, next_nearest = query.nearest_supports()
+        return (nearest_asked.support - best.support >= ASKS_OVERRULE_GAP and nearest - next_nearest >= OVERRULER_LEAD
+                and nearest_asked.name_coverage < best.name_coverage - OVERRULER_NAME_MARGIN
+                and not self._other_situation(query, nearest_asked.item)
+                and best.name_coverage < OVERRULE_NAME_MAX and said < OVERRULE_SAID_SHARE * len(query.text))
+
+    def _other_situation(self, query: Query, item: Item) -> bool:
+        """The message asks a situation (注销) and the item is for others only (设立)."""
+        situations = self._index.situations_of(item)
+        return bool(query.situations and situations and not situations & query.situations)
 
     def _by_asks(self, query: Query) -> list[Scored]:
         """The items whose asks are near a message that names none of them in its own words
@@ -188,7 +214,13 @@ class Decider:
         # A weak winner is no winner: below SURE_SCORE, every candidate near it is offered instead.
         margin = TIE_MARGIN if best.score >= SURE_SCORE else UNSURE_MARGIN
         tied = [s for s in ranked if s.score >= best.score - margin and s.query_coverage >= MIN_QUERY_COVERAGE]
-        tied = self._with_nearest_asked(query, ranked, tied)
+        nearest_asked = self._nearest_asked(query, ranked, tied)
+        if nearest_asked is not None:
+            # Offered beside the winner, or answered instead when its asks are far nearer (_asks_overrule).
+            if self._asks_overrule(query, best, nearest_asked):
+                return MatchResult(Decision.ANSWER, query.field, (nearest_asked,), shown, corrected=query.text,
+                                   inferred=True)
+            tied = [*tied[: MAX_CHOICES - 1], nearest_asked]
         if len(tied) == 1:
             return MatchResult(Decision.ANSWER, query.field, (best,), shown, corrected=query.text)
         mains = {s.item.main_item for s in tied}
