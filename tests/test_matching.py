@@ -239,6 +239,8 @@ def test_a_transfer_in_and_a_transfer_out_are_siblings(bundled_words_index: Cata
     out = bundled_words_index.match("客运车的道路运输证要转走")
     assert out.decision is Decision.ANSWER and out.best.name == "客运车辆道路运输证办理（转出）"
     into = {item.name for item in bundled_words_index.match("货车的道路运输证要转进来").items}
+    assert asked_situations("那边的养老保险想弄过来接着交") == {"move", "move_in"}
+    assert asked_situations("单位让我把档案转过去") == {"move", "move_out"}
     assert "货物运输车辆道路运输证办理（转入）" in into and "货物运输车辆道路运输证办理（转出）" not in into
 
 

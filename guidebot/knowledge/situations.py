@@ -7,8 +7,9 @@ from __future__ import annotations
 
 # Citizens' words for a transfer: either way, coming here, leaving (shared by "move" and its directions).
 _EITHER_WAY = ("迁移", "转移", "转到", "迁到")
-_MOVING_IN = ("转入", "迁入", "转过来", "转回", "迁过来", "迁回", "转进来", "迁进来", "转回来", "接过来", "转来")
-_MOVING_OUT = ("转出", "迁出", "转走", "迁走")
+_MOVING_IN = ("转入", "迁入", "转过来", "转回", "迁过来", "迁回", "转进来", "迁进来", "转回来", "接过来", "转来",
+              "弄过来", "弄回来", "办过来")
+_MOVING_OUT = ("转出", "迁出", "转走", "迁走", "转过去", "迁过去")
 
 # The situations that tell an item from its siblings (食品经营许可 核发/变更/延续/注销 …): the words of
 # item names that mark each one, and the words citizens use for it. "new" marks nothing unasked:
