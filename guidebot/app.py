@@ -24,18 +24,21 @@ def load_configured_catalog(settings: Settings) -> Catalog:
     """The catalog staff imported (or GUIDEBOT_CATALOG names), else the bundled one."""
     if settings.catalog_path is None:
         return load_bundled_catalog()
-    catalog = load_catalog(settings.catalog_path)
+    return load_item_list(settings.catalog_path)
+
+
+def load_item_list(path: Path) -> Catalog:
+    """A catalog file as the bot uses it: an item list without a center block (a system's CSV export)
+    keeps the bundled center's details — its name, place, hours and phone."""
+    catalog = load_catalog(path)
     if not catalog.center.phone:
-        # An imported item list without a center block keeps the bundled center's details.
         catalog = replace(catalog, center=load_bundled_catalog().center)
     return catalog
 
 
 def install_catalog(source: Path, settings: Settings) -> tuple[Catalog, Path]:
     """Validate `source` completely, then replace the catalog in use in one atomic rename."""
-    catalog = load_catalog(source)
-    if not catalog.center.phone:
-        catalog = replace(catalog, center=load_bundled_catalog().center)
+    catalog = load_item_list(source)
     target = _replace_data_file(settings, "catalog.yaml", catalog_to_yaml(catalog))
     return catalog, target
 

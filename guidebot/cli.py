@@ -129,11 +129,11 @@ def draft_asks(unanswered: Sequence[UnansweredQuestion], index: CatalogIndex) ->
 
 
 def _index_for(catalog_path: str | None):
-    """The matcher with the synonyms in use, over the catalog file given or the one in use."""
-    from guidebot.app import configured_index
-    from guidebot.knowledge.importer import load_catalog
+    """The matcher with the synonyms in use, over the catalog file given (as the bot would use it once
+    imported) or the one in use."""
+    from guidebot.app import configured_index, load_item_list
 
-    return configured_index(_settings(), load_catalog(catalog_path) if catalog_path else None)
+    return configured_index(_settings(), load_item_list(Path(catalog_path)) if catalog_path else None)
 
 
 def cmd_match(args: argparse.Namespace) -> int:

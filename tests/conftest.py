@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from guidebot.app import load_item_list
 from guidebot.dialog.engine import DialogEngine, MemoryStore
 from guidebot.dialog.replies import Inbound, Reply
 from guidebot.knowledge.catalog import Catalog
@@ -51,7 +52,7 @@ def bundled_index(bundled_catalog: Catalog) -> CatalogIndex:
 
 @pytest.fixture(scope="session")
 def guangan_index() -> CatalogIndex:
-    return CatalogIndex(load_catalog(REPO / "guidebot" / "data" / "guangan-items.csv"))
+    return CatalogIndex(load_item_list(REPO / "guidebot" / "data" / "guangan-items.csv"))
 
 
 def _words_only() -> Lexicon:
@@ -67,7 +68,7 @@ def bundled_words_index(bundled_catalog: Catalog) -> CatalogIndex:
 
 @pytest.fixture(scope="session")
 def guangan_words_index() -> CatalogIndex:
-    return CatalogIndex(load_catalog(REPO / "guidebot" / "data" / "guangan-items.csv"), _words_only())
+    return CatalogIndex(load_item_list(REPO / "guidebot" / "data" / "guangan-items.csv"), _words_only())
 
 
 class Conversation:

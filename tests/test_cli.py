@@ -62,6 +62,16 @@ def test_eval_prints_rates_per_kind(tmp_path: Path) -> None:
     assert "p99" in result.stdout
 
 
+def test_an_item_list_is_matched_as_the_bot_would_use_it(tmp_path: Path) -> None:
+    """A system's CSV export carries no center block: once imported it keeps the bundled center (its
+    place among them), so `match --catalog` reads 住在广安 as here, not as another place's story."""
+    message = "我是南充户口 住在广安 身份证快过期了不想跑回去"
+    result = run("match", "--catalog", str(REPO / "guidebot" / "data" / "guangan-items.csv"), stdin=message + "\n",
+                 data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["decision"] != "unknown", result.stdout
+
+
 def test_catalog_check_and_import_report_every_bad_row(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("事项编码,事项名称,承诺时限\nA,身份证,很快\n,户口,\n", encoding="gbk")
