@@ -2,35 +2,30 @@
 
 Pure: a catalog goes in, an index is built once, `match(text)` comes out. No database, no I/O.
 
-How a message is read:
-1. normalize it (width, traditional → simplified, emoji, markup …) and detect the field asked;
-2. correct homophone typos against the catalog's vocabulary by pinyin (身份正 → 身份证);
-3. find the domain synonyms it uses (开饭馆 → 食品经营许可) — each becomes a *concept*;
-4. split the rest into jieba words, dropping filler words;
-5. retrieve candidates with BM25 over words and characters, plus every item a concept or a name hits;
-6. score each candidate by how much of the message it explains (query coverage, IDF-weighted) and
+1. read the message (reading.py): normalized, typos corrected, synonyms found as *concepts*, the rest
+   split into weighted words;
+2. retrieve candidates with BM25 over words and characters, plus every item a concept or a name hits;
+3. score each candidate by how much of the message it explains (query coverage, IDF-weighted) and
    how much of its own name the message mentions (name coverage). Both are fractions in [0, 1], so
    one set of thresholds holds for a catalog of 20 items and of 100,000;
-7. add the support of the item's example asks (asks.py): messages citizens send about it, however
+4. add the support of the item's example asks (asks.py): messages citizens send about it, however
    far from its name (想开个小饭馆 → 食品经营许可). Asks about what the center does not handle
-   (小车驾照, 公积金) decline the message, naming the thing, when no item is as near.
+   (小车驾照, 公积金) decline the message, naming the thing, when no item is as near;
+5. decide (decisions.py): answer, clarify or unknown.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections import defaultdict
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 
 import bm25s
-import jieba
 import numpy as np
 from rapidfuzz.distance import LCSseq
 
-from guidebot.knowledge.ages import AgeSiblings, ages_said
+from guidebot.knowledge.ages import AgeSiblings
 from guidebot.knowledge.asks import ASK_MIN, SHORT_MESSAGE, AskIndex
 from guidebot.knowledge.catalog import Catalog, Item
 from guidebot.knowledge.decisions import (
@@ -42,23 +37,15 @@ from guidebot.knowledge.decisions import (
     MatchResult,
     Scored,
 )
-from guidebot.knowledge.fields import FIELD_WORDS as field_words
-from guidebot.knowledge.fields import Field, detect_field
+from guidebot.knowledge.fields import Field
 from guidebot.knowledge.kinds import conflicts, kinds_in
-from guidebot.knowledge.lexicon import Lexicon, Synonym, bundled_lexicon
-from guidebot.knowledge.normalize import MAX_MATCH_CHARS, name_variants, normalize
+from guidebot.knowledge.lexicon import Lexicon, bundled_lexicon
+from guidebot.knowledge.normalize import name_variants, normalize
 from guidebot.knowledge.places import Elsewhere
 from guidebot.knowledge.query import Query, Unit
-from guidebot.knowledge.situations import (
-    SITUATION_MARKS,
-    SITUATION_SAY_LENGTHS,
-    SITUATION_SAYS,
-    asked_situations,
-    marked_situations,
-)
-from guidebot.knowledge.typos import EVERYDAY_WORD_FREQ, HAN, TypoCorrector
-
-jieba.setLogLevel(60)
+from guidebot.knowledge.reading import MessageReader, base_tokenizer, cut_words, search_words
+from guidebot.knowledge.situations import marked_situations
+from guidebot.knowledge.typos import HAN, TypoCorrector
 
 __all__ = ["CatalogIndex", "Decision", "MatchResult", "Scored"]
 
@@ -66,17 +53,6 @@ __all__ = ["CatalogIndex", "Decision", "MatchResult", "Scored"]
 # Scoring (fractions, see the module docstring); the decision thresholds are in decisions.py.
 CANDIDATES = 25
 MAX_CONCEPT_ITEMS = 60
-
-# Weights of the kinds of evidence in a message.
-CONCEPT_WEIGHT = 1.0
-UNSEEN_WORD_WEIGHT = 0.5
-FOREIGN_THING_WEIGHT = 1.5  # 银行卡, 签证: counted in full against every item, beyond UNMATCHED_CAP
-SITUATION_WORD_WEIGHT = 0.4  # 想关掉, 要改: a citizen's word for a situation the catalog does not use
-# A synonym phrase of this many characters or more is also found with up to GAP_CHARS others put
-# between its parts (看不见学按摩 in 看不见，想学个按摩); a shorter one only as written.
-GAPPED_MIN_LENGTH = 4
-GAP_CHARS = 4
-SINGLE_CHAR_FACTOR = 0.25
 UNMATCHED_CAP = 1.0
 MIN_EVIDENCE = 0.45
 QUERY_SHARE = 0.7
@@ -96,27 +72,6 @@ CONTRADICTION_PENALTY = 0.1
 ASK_SCALE = 0.6
 ASK_CLEAR_LEAD = 0.3  # support by which an item's asks are nearer than any other item's to lead clearly
 ASK_SCALE_SHORT = 0.4  # a short message is contained in many asks: their support is surer evidence in a longer one
-# Words for documents, cards and fees: one the catalog never names (银行卡, 签证, 房产证) says the message is
-# about something else, however well the rest of it fits an item.
-_THING_ENDINGS = ("证", "照", "卡", "费")
-# 办证, 领证, 交费: a verb and its object name no document, whatever jieba's dictionary says.
-_THING_VERBS = frozenset("办领拿发考换补开上取交缴收退续要查验")
-_CASE_NUMBER = re.compile(r"[a-z0-9-]{8,}")
-_DIGITS = re.compile(r"\d+")
-_LATIN_WORD = re.compile(r"[a-z]{2,14}")
-
-
-@lru_cache(maxsize=65536)
-def _search_words(text: str) -> tuple[str, ...]:
-    """jieba's search-mode words; cached, since main items and names repeat across items and builds."""
-    return tuple(w for w in _base_tokenizer().cut_for_search(text) if w.strip())
-
-
-@lru_cache(maxsize=1)
-def _base_tokenizer() -> jieba.Tokenizer:
-    tokenizer = jieba.Tokenizer()
-    tokenizer.initialize()
-    return tokenizer
 
 
 class CatalogIndex:
@@ -126,7 +81,7 @@ class CatalogIndex:
         self.catalog = catalog
         self.lexicon = lexicon or bundled_lexicon()
         self.items = list(catalog.items)
-        self._tokenizer = _base_tokenizer()
+        self._tokenizer = base_tokenizer()
         self._user_words = self._build_user_dictionary()
         # Per item: the compact strings its name, main item and aliases are matched in.
         self._texts: list[tuple[str, ...]] = []
@@ -149,39 +104,20 @@ class CatalogIndex:
                 word_df[token] += 1
         self._word_df = dict(word_df)
         self._joined = ["|".join(texts) for texts in self._texts]
-        # Every run of up to five characters ending in 证/照/卡/费 inside a name: the documents and
-        # fees the catalog itself names (养蜂证 in 养蜂证换证), whatever jieba makes of the name.
-        self._named_things = {
-            text[max(0, end - length) : end + 1]
-            for texts in self._texts
-            for text in texts
-            for end, ch in enumerate(text)
-            if ch in _THING_ENDINGS
-            for length in range(1, 5)
-        }
         self._situations = [marked_situations(names[0]) for names in self._name_texts]
         self._kinds = [kinds_in("|".join(names)) for names in self._name_texts]
         self._age_siblings = AgeSiblings([names[0] for names in self._name_texts])
         self._situations_of = {item.code: kinds for item, kinds in zip(self.items, self._situations, strict=True)}
-        self._n = max(len(self.items), 1)
         self._bm25 = bm25s.BM25()
         self._bm25.index(corpus, show_progress=False)
         # Name lengths by their first two characters: the exact-name scan only tries lengths that can fit.
         self._exact_lengths: dict[str, tuple[int, ...]] = {}
         for name in self._exact:
             self._exact_lengths[name[:2]] = (*self._exact_lengths.get(name[:2], ()), len(name))
-        self._synonym_index = self._build_synonym_index()
-        self._spelled_out = self._build_spelled_out()
-        self._say_lengths = sorted({len(say) for say in self._synonym_index}, reverse=True)
-        # By first character, longest first, each with its characters: a phrase whose characters are not
-        # all in the message cannot be spread through it.
-        self._gapped_says: dict[str, list[tuple[str, frozenset[str]]]] = defaultdict(list)
-        for say in sorted(self._synonym_index, key=len, reverse=True):
-            if len(say) >= GAPPED_MIN_LENGTH:
-                self._gapped_says[say[0]].append((say, frozenset(say)))
-        self._stem_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._concept_items = self._build_concept_items()
         self.typos = TypoCorrector(self._user_words, self._word_df, self.lexicon.stopwords, self._tokenizer)
+        self._reader = MessageReader(self.lexicon, self._texts, self._user_words, self._word_df, self.typos,
+                                     self._tokenizer)
         self.elsewhere = Elsewhere(catalog.center.name + catalog.center.address)
         self._whole_names = {text for texts in self._texts for text in texts}
         self._asks = AskIndex([item.name for item in self.items], self.lexicon.item_asks, self.lexicon.outside)
@@ -197,42 +133,12 @@ class CatalogIndex:
             words.update(a for a in (normalize(a).replace(" ", "") for a in item.aliases) if 2 <= len(a) <= 12)
         return words
 
-    def _cut(self, text: str) -> list[str]:
-        """jieba search-mode words plus user-dictionary words found verbatim (no global jieba state)."""
-        words = list(_search_words(text))
-        for length in range(2, min(12, len(text)) + 1):
-            for start in range(0, len(text) - length + 1):
-                piece = text[start : start + length]
-                if piece in self._user_words:
-                    words.append(piece)
-        return words
-
     def _doc_tokens(self, texts: Sequence[str]) -> list[str]:
         tokens: list[str] = []
         for text in dict.fromkeys(texts):
-            tokens.extend(w for w in self._cut(text) if w not in self.lexicon.stopwords)
+            tokens.extend(w for w in cut_words(self._user_words, text) if w not in self.lexicon.stopwords)
             tokens.extend("#" + ch for ch in text if HAN.match(ch))
         return tokens
-
-    def _build_synonym_index(self) -> dict[str, list[Synonym]]:
-        index: dict[str, list[Synonym]] = defaultdict(list)
-        for synonym in self.lexicon.synonyms:
-            for say in synonym.say:
-                index[say].append(synonym)
-        return dict(index)
-
-    def _build_spelled_out(self) -> dict[str, str]:
-        """Pinyin a synonym entry lists (sfz, shebaoka) → its first Chinese phrase (身份证, 社保卡): read
-        in Chinese, a message is also near the asks, which are compared by Chinese characters."""
-        spelled: dict[str, str] = {}
-        for synonym in self.lexicon.synonyms:
-            head = next((say for say in synonym.say if all(HAN.match(ch) for ch in say)), None)
-            if head is None:
-                continue
-            for say in synonym.say:
-                if _LATIN_WORD.fullmatch(say):
-                    spelled.setdefault(say, head)
-        return spelled
 
     def _build_concept_items(self) -> dict[str, list[int]]:
         """For every official phrase of the synonym table, the items whose text contains it."""
@@ -254,140 +160,6 @@ class CatalogIndex:
         return found
 
     # ------------------------------------------------------------------ reading a message
-
-    def _read(self, message: str) -> Query:
-        text = normalize(message)[:MAX_MATCH_CHARS]
-        field_asked = detect_field(text)
-        compact_text = _LATIN_WORD.sub(lambda m: self._spelled_out.get(m.group(0), m.group(0)), text.replace(" ", ""))
-        compact_text = self.typos.correct(compact_text)
-        query = Query(text=compact_text, field=field_asked, situations=asked_situations(compact_text),
-                      kinds=kinds_in(compact_text), ages=ages_said(compact_text))
-        # Case numbers are never fuzzy-matched: they leave the message here; other digits only count
-        # inside a synonym phrase (满60岁, 4050人员) and leave after those are found.
-        residual = _CASE_NUMBER.sub(" ", compact_text)
-        phrases = self._find_synonyms(residual)
-        things = self._foreign_things(residual, phrases)
-        for begin, end in things:
-            thing = residual[begin:end]
-            query.units.append(Unit(alternatives=(thing,), weight=FOREIGN_THING_WEIGHT, text=thing, foreign=True))
-            residual = residual[:begin] + " " * (end - begin) + residual[end:]
-        concept_texts: list[str] = []
-        implied: frozenset[str] = frozenset()
-        for begin, end, synonyms in phrases:
-            if any(b <= begin and end <= e for b, e in things):
-                continue  # 物业 inside 物业费: the fee is meant, not the phrase
-            say = residual[begin:end]
-            for synonym in synonyms:
-                alternatives = (*synonym.means, *self._stems(synonym), say)
-                query.units.append(Unit(alternatives=alternatives, weight=CONCEPT_WEIGHT, is_concept=True, text=say))
-                concept_texts.extend(synonym.means)
-                implied |= self._implied_situations(synonym)
-            residual = residual[:begin] + " " * (end - begin) + residual[end:]
-        # 残疾证烂了 → 残疾人证换领: an entry whose every phrase names one situation asks for it.
-        query.situations = query.situations | implied
-        residual = _DIGITS.sub(" ", residual)
-        # 想关掉, 要改, 转过来: the citizen's word for a situation is evidence for the items that
-        # name it (注销, 变更, 转移).
-        for begin, end in _phrase_spans(residual, SITUATION_SAYS, SITUATION_SAY_LENGTHS):
-            say = residual[begin:end]
-            weight = self._word_weight(say) if say in self._word_df else SITUATION_WORD_WEIGHT
-            query.units.append(Unit(alternatives=(say, *SITUATION_SAYS[say]), weight=weight, text=say))
-            residual = residual[:begin] + " " * (end - begin) + residual[end:]
-        words = []
-        # One jieba pass over the whole residual: it splits at the spaces left by synonyms itself.
-        for word in self._tokenizer.cut(" ".join(residual.split())):
-            word = word.strip()
-            if word and word not in self.lexicon.stopwords and not _is_stray_symbol(word):
-                words.append(word)
-        seen: set[str] = set()
-        for word in words:
-            if word in seen:
-                continue
-            seen.add(word)
-            soft = bool(field_words.search(word))
-            query.units.append(Unit(alternatives=(word,), weight=self._word_weight(word), text=word, soft=soft))
-        query.tokens = [w for w in self._cut(compact_text) if w not in self.lexicon.stopwords]
-        query.tokens += ["#" + ch for ch in compact_text if HAN.match(ch)]
-        for phrase in concept_texts:
-            query.tokens.extend(self._cut(phrase))
-        return query
-
-    def _foreign_things(self, text: str, phrases: Sequence[tuple[int, int, object]]) -> list[tuple[int, int]]:
-        """Spans of documents, cards and fees the catalog and the synonym table never name: 银行卡, 签证,
-        物业费, 天然气费 (a word and the 费 after it). A synonym phrase reaching beyond such a word
-        is what the citizen meant (个体执照 ⊃ 执照)."""
-        spans: list[tuple[int, int]] = []
-        position = 0
-        words = list(self._tokenizer.cut(text, HMM=False))
-        for index, word in enumerate(words):
-            begin, position = position, position + len(word)
-            following = words[index + 1] if index + 1 < len(words) else ""
-            if following == "费" and len(word) >= 2 and all(HAN.match(ch) for ch in word):
-                thing = word + following
-            elif len(word) >= 2 and word.endswith(_THING_ENDINGS):
-                thing = word
-            else:
-                continue
-            known = (thing in self._named_things or thing in self.typos.vocabulary or thing in self._synonym_index
-                     or field_words.search(thing) or (len(thing) == 2 and thing[0] in _THING_VERBS))
-            end = begin + len(thing)
-            inside_phrase = any(b < end and begin < e and (b < begin or e > end) for b, e, _ in phrases)
-            if not known and not inside_phrase and self._tokenizer.FREQ.get(word, 0) >= EVERYDAY_WORD_FREQ:
-                spans.append((begin, end))
-        return spans
-
-    def _find_synonyms(self, text: str) -> list[tuple[int, int, list[Synonym]]]:
-        """Longest-first, non-overlapping synonym phrases in the message."""
-        taken = [False] * len(text)
-        found = [(start, end, self._synonym_index[text[start:end]])
-                 for start, end in _phrase_spans(text, self._synonym_index, self._say_lengths, taken)]
-        # 看不见学按摩 in 眼睛看不见，想学个按摩: a long phrase with a few words put between its parts.
-        present = set(text)
-        for start, ch in enumerate(text):
-            if taken[start]:
-                continue
-            for say, chars in self._gapped_says.get(ch, ()):
-                if not chars <= present:
-                    continue
-                end = _spread_match(say, text, start, len(say) + GAP_CHARS)
-                if end and not any(taken[start:end]):
-                    found.append((start, end, self._synonym_index[say]))
-                    for i in range(start, end):
-                        taken[i] = True
-                    break
-        return sorted(found, key=lambda f: f[0])
-
-    def _implied_situations(self, synonym: Synonym) -> frozenset[str]:
-        """The situations (other than new) that every official phrase of a synonym entry names."""
-        shared: set[str] | None = None
-        for phrase in synonym.means:
-            kinds = set(marked_situations(phrase))
-            shared = kinds if shared is None else shared & kinds
-        return frozenset((shared or set()) - {"new"})
-
-    def _stems(self, synonym: Synonym) -> tuple[str, ...]:
-        """Each official phrase cut before its situation word: 个体工商户设立登记 → 个体工商户.
-
-        A table entry may name one situation (个体户 → 个体工商户设立登记); when the message asks
-        another (个体户要注销), the stem still finds the sibling, and the situation rules pick it.
-        """
-        stems = self._stem_cache.get(synonym.means)
-        if stems is None:
-            found = []
-            for phrase in synonym.means:
-                cut = min((phrase.find(m) for m in SITUATION_MARKS if phrase.find(m) > 0), default=-1)
-                if cut >= 3 and phrase[:cut] not in synonym.means:
-                    found.append(phrase[:cut])
-            stems = self._stem_cache[synonym.means] = tuple(dict.fromkeys(found))
-        return stems
-
-    def _word_weight(self, word: str) -> float:
-        df = self._word_df.get(word)
-        factor = SINGLE_CHAR_FACTOR if len(word) == 1 else 1.0
-        if df is None:
-            # A word the catalog never uses: probably noise in a long message, unless it is all there is.
-            return UNSEEN_WORD_WEIGHT * factor
-        return max(math.log(1 + self._n / df) / math.log(1 + self._n), 0.1) * factor
 
     # ------------------------------------------------------------------ scoring
 
@@ -471,7 +243,7 @@ class CatalogIndex:
         return Scored(self.items[position], max(score, 0.0), query_coverage, name_coverage, support, support_bonus)
 
     def rank(self, message: str, top: int = 10) -> tuple[Query, list[Scored]]:
-        query = self._read(message)
+        query = self._reader.read(message)
         if not query.units:
             return query, []
         if query.text not in self._whole_names:
@@ -518,7 +290,7 @@ class CatalogIndex:
         words = self._name_word_cache.get(name)
         if words is None:
             words = self._name_word_cache[name] = frozenset(
-                w for w in _search_words(name)
+                w for w in search_words(name)
                 if len(w) >= 2 and w not in self.lexicon.stopwords and all(HAN.match(c) for c in w))
         return [w for w in words if w in query.text]
 
@@ -546,39 +318,6 @@ def _told_apart(name: str, of_name: Sequence[str], rival: str, of_rival: Sequenc
 
 def _rank_key(scored: Scored) -> tuple[float, float, bool, int]:
     return -scored.score, -scored.name_coverage, not scored.item.has_guide, len(scored.item.name)
-
-
-def _spread_match(phrase: str, text: str, start: int, max_span: int) -> int:
-    """The end of `phrase` read in order from text[start] within max_span characters, else 0."""
-    position = start
-    limit = min(len(text), start + max_span)
-    for ch in phrase:
-        position = text.find(ch, position, limit)
-        if position < 0:
-            return 0
-        position += 1
-    return position
-
-
-def _phrase_spans(text: str, phrases: Container[str], lengths: Sequence[int],
-                  taken: list[bool] | None = None) -> list[tuple[int, int]]:
-    """Spans of known phrases in the text: longest first, then leftmost, never overlapping one
-    another or a position already `taken` (updated in place). `lengths`: the phrase lengths, longest first."""
-    taken = taken if taken is not None else [False] * len(text)
-    spans: list[tuple[int, int]] = []
-    for length in lengths:
-        for start in range(0, len(text) - length + 1):
-            end = start + length
-            if text[start:end] in phrases and not any(taken[start:end]):
-                spans.append((start, end))
-                for i in range(start, end):
-                    taken[i] = True
-    return sorted(spans)
-
-
-def _is_stray_symbol(word: str) -> bool:
-    """A single character that is no Chinese character (a leftover letter or mark): no evidence."""
-    return len(word) == 1 and not HAN.match(word)
 
 
 def _unit_match(unit: Unit, joined: str) -> tuple[float, str]:
