@@ -12,7 +12,7 @@ from guidebot.knowledge.asks import ItemAsks, OutsideTopic
 from guidebot.knowledge.catalog import Catalog
 from guidebot.knowledge.evaluation import Tally, evaluate, read_questions
 from guidebot.knowledge.fields import Field
-from guidebot.knowledge.kinds import kind_words
+from guidebot.knowledge.kinds import kind_words, kinds_in
 from guidebot.knowledge.lexicon import bundled_lexicon
 from guidebot.knowledge.matching import ASK_MIN, ASK_SCALE, ASK_SCALE_SHORT, CatalogIndex, Decision
 from guidebot.knowledge.situations import asked_situations, marked_situations
@@ -189,6 +189,7 @@ def test_another_kind_of_the_same_thing_is_never_the_answer(bundled_index: Catal
     assert marry.decision is Decision.ANSWER and marry.best.name == "结婚登记预约", marry.items
     # Both are the center's: an unknown reply never names 医保 as another office's business.
     assert kind_words("医保的钱转到养老保险里") == () and kind_words("储蓄卡密码") == ("储蓄卡",)
+    assert kinds_in("农行卡密码输错三次锁了") == {("card", "bank_card")}
 
 
 def test_a_document_the_catalog_names_is_never_foreign(bundled_index: CatalogIndex) -> None:

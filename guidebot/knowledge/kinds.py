@@ -17,7 +17,9 @@ KINDS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "card": {
         "social_security_card": ("社保卡", "社会保障卡", "医保卡"),
-        "bank_card": ("银行卡", "储蓄卡", "信用卡", "工资卡", "借记卡", "存折"),
+        # 行卡 and 行的卡: 农行卡, 建行卡, 农商行的卡 — a bank's card by the bank's name.
+        "bank_card": ("银行卡", "储蓄卡", "信用卡", "工资卡", "借记卡", "存折", "行卡", "行的卡", "信用社的卡",
+                      "邮政卡"),
     },
     "insurance": {
         "medical": ("医保", "医疗保险"),
