@@ -408,6 +408,13 @@ def test_far_nearer_asks_overrule_words_that_do_not_name_the_winner(bundled_inde
     assert closing.decision is Decision.ANSWER and closing.best.name == "个体工商户注销登记", closing.items
 
 
+def test_an_item_marking_no_situation_is_a_new_one(bundled_index: CatalogIndex) -> None:
+    """申领 asks for a new one: the asks of 电子社会保障卡签发, whose name marks no situation, count for it as
+    much as those of 社会保障卡申领, whose name says 申领."""
+    result = bundled_index.match("申领电子社保卡")
+    assert result.decision is Decision.ANSWER and result.best.name == "电子社会保障卡签发", result.items
+
+
 def test_asks_weigh_less_in_a_short_message(bundled_index: CatalogIndex) -> None:
     """A few characters are contained in many asks of many items: there the asks only break near ties."""
     assert ASK_SCALE_SHORT < ASK_SCALE

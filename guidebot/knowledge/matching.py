@@ -226,11 +226,12 @@ class CatalogIndex:
         # Asks like this message were asked of this item: evidence beyond the words of its name.
         ask = query.asked.get(position)
         support = ask.similarity if ask is not None else 0.0
+        # An item whose name marks no situation (电子社会保障卡签发) is a new one: 申领 asks for it too.
         # Only for the situation the message asks (补交: not 参保登记), or for a new one when it asks
         # none (残疾人证: not 换领): asks about one topic share its words whatever situation they ask —
         # unless this item's asks are the nearest by far: then they hear a situation the words do not
         # name (钱包遭摸了，身份证也在里头 → 挂失).
-        asked_for = (situations & query.situations if query.situations
+        asked_for = ((situations or {"new"}) & query.situations if query.situations
                      else not situations - {"new"} or position == query.clear_leader)
         scale = ASK_SCALE_SHORT if len(query.text) < SHORT_MESSAGE else ASK_SCALE
         support_bonus = scale * (support - ASK_MIN) if support >= ASK_MIN and asked_for else 0.0
