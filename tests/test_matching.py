@@ -275,6 +275,7 @@ def test_a_word_of_several_situations_is_read_by_a_surer_one_beside_it(bundled_i
     assert asked_situations("个体营业执照不想开了要注销") == {"cancel"}
     assert asked_situations("不想开有限公司，想办合伙企业") == set()
     assert asked_situations("他能不能领") == {"claim"}
+    assert asked_situations("公司想停一两年，又舍不得注销") == set()
     assert marked_situations("食品小作坊备案续期") == {"renew"}
     # A word inside a longer one said there is not said apart: 被注销了 asks to restore, not to cancel.
     assert asked_situations("查不到户口，说是以前被注销了") == {"restore"}

@@ -20,7 +20,7 @@ SITUATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # A death ends what the person held: 户口, 养老保险, 残疾人证 … are 注销ed (死亡注销).
     "cancel": (("注销", "终止"),
                ("注销", "终止", "不干了", "不开了", "不做了", "不想开了", "不想做了", "不想干了", "关门", "关掉",
-                "停办", "开不走", "开不下去", "歇业", "过世", "去世", "逝世", "死了", "死亡", "不在了")),
+                "停办", "开不走", "开不下去", "过世", "去世", "逝世", "死了", "死亡", "不在了")),
     "change": (("变更", "更正", "更名"),
                ("变更", "更正", "更改", "变动", "要变", "有变", "跟着改", "改名", "换法人", "改地址", "换地址",
                 "换成", "改成", "改一下", "要改", "去改", "想改", "咋个改", "怎么改", "改过来", "加卖", "增加经营",
@@ -91,16 +91,21 @@ def marked_situations(name: str) -> frozenset[str]:
 
 
 _NEGATIONS = frozenset("不没别")
+# 舍不得注销, 不想注销, 不用补办: a word after these is not asked either.
+_NEGATING_WORDS = ("不得", "不想", "不用", "不要", "没有", "不打算", "不准备")
 
 
 def _says_in(text: str) -> set[str]:
-    """The citizens' words for a situation said in the text: not negated (不想开了 does not say 想开, but
-    能不能领 asks 能领), and not inside a longer one said there (户口被注销了 asks to restore, not to cancel)."""
+    """The citizens' words for a situation said in the text: not negated (不想开了 does not say 想开, 舍不得
+    注销 not 注销, but 能不能领 asks 能领), and not inside a longer one said there (户口被注销了 asks to
+    restore, not to cancel)."""
     found: list[tuple[int, int, str]] = []
     for say in _SAY_SITUATIONS:
         start = text.find(say)
         while start >= 0:
-            negated = start > 0 and text[start - 1] in _NEGATIONS and not (start > 1 and text[start - 2] == say[0])
+            before = text[max(0, start - 3) : start]
+            negated = ((start > 0 and text[start - 1] in _NEGATIONS and not (start > 1 and text[start - 2] == say[0]))
+                       or before.endswith(_NEGATING_WORDS))
             if not negated:
                 found.append((start, start + len(say), say))
             start = text.find(say, start + 1)
