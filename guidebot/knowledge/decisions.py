@@ -154,8 +154,9 @@ class Decider:
         失业登记 through a synonym, the asks 劳动人事争议仲裁申请): unless the message says the winner's
         name in its own words or is mostly made of it, or asks a situation the asks' item is not for."""
         said = LCSseq.similarity(name_variants(best.item.name)[0], query.text)
-        nearest, next_nearest = query.nearest_supports()
-        return (nearest_asked.support - best.support >= ASKS_OVERRULE_GAP and nearest - next_nearest >= OVERRULER_LEAD
+        _, next_nearest = query.nearest_supports()  # the nearest is nearest_asked's own support
+        return (nearest_asked.support - best.support >= ASKS_OVERRULE_GAP
+                and nearest_asked.support - next_nearest >= OVERRULER_LEAD
                 and nearest_asked.name_coverage < best.name_coverage - OVERRULER_NAME_MARGIN
                 and not self._other_situation(query, nearest_asked.item)
                 and best.name_coverage < OVERRULE_NAME_MAX and said < OVERRULE_SAID_SHARE * len(query.text))

@@ -57,19 +57,15 @@ SITUATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 SITUATION_MARKS = tuple(mark for marks, _ in SITUATIONS.values() for mark in marks)
-# Each citizen's word for a situation → the name words of every situation it may mean (丢了: 补办, 挂失 …).
-SITUATION_SAYS: dict[str, tuple[str, ...]] = {}
-for _marks, _says in SITUATIONS.values():
-    for _say in _says:
-        SITUATION_SAYS[_say] = tuple(dict.fromkeys((*SITUATION_SAYS.get(_say, ()), *_marks)))
-SITUATION_SAY_LENGTHS = sorted({len(say) for say in SITUATION_SAYS}, reverse=True)
-
-
-# Each citizen's word for a situation → the situations it may mean (丢了: replace or lost).
+# Each citizen's word for a situation → the situations it may mean (丢了: replace or lost), and the name
+# words of all of them (丢了: 补办, 挂失 …).
 _SAY_SITUATIONS: dict[str, frozenset[str]] = {}
+SITUATION_SAYS: dict[str, tuple[str, ...]] = {}
 for _kind, (_marks, _says) in SITUATIONS.items():
     for _say in _says:
         _SAY_SITUATIONS[_say] = _SAY_SITUATIONS.get(_say, frozenset()) | {_kind}
+        SITUATION_SAYS[_say] = tuple(dict.fromkeys((*SITUATION_SAYS.get(_say, ()), *_marks)))
+SITUATION_SAY_LENGTHS = sorted({len(say) for say in SITUATION_SAYS}, reverse=True)
 
 
 def asked_situations(text: str) -> frozenset[str]:
