@@ -206,6 +206,8 @@ def test_a_verb_and_its_object_is_no_foreign_document(guangan_words_index: Catal
     assert "个体工商户设立登记" in {s.item.name for s in result.choices}, result.ranked[:3]
     checked = bundled_index.match("我喂的肥猪要拉到重庆去卖，路上要查证，这个证在哪开？")  # 查证: to check one
     assert checked.best is not None and checked.best.name == "动物及动物产品检疫合格证核发"
+    held, _ = bundled_index.rank("厂里叉车司机要持证上岗")  # 持证: to hold one
+    assert not any(unit.foreign for unit in held.units), held.units
 
 
 def test_pinyin_the_synonym_table_lists_is_read_in_chinese(bundled_index: CatalogIndex) -> None:

@@ -51,7 +51,7 @@ GAP_CHARS = 4
 # about something else, however well the rest of it fits an item.
 _THING_ENDINGS = ("证", "照", "卡", "费")
 # 办证, 领证, 交费: a verb and its object name no document, whatever jieba's dictionary says.
-_THING_VERBS = frozenset("办领拿发考换补开上取交缴收退续要查验")
+_THING_VERBS = frozenset("办领拿发考换补开上取交缴收退续要查验持")
 _CASE_NUMBER = re.compile(r"[a-z0-9-]{8,}")
 _DIGITS = re.compile(r"\d+")
 _LATIN_WORD = re.compile(r"[a-z]{2,14}")
