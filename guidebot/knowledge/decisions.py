@@ -20,6 +20,7 @@ from guidebot.knowledge.kinds import kind_words
 from guidebot.knowledge.normalize import name_variants
 from guidebot.knowledge.places import Elsewhere, serves_between_places
 from guidebot.knowledge.query import Query
+from guidebot.knowledge.situations import for_other_situation
 
 
 class Decision(StrEnum):
@@ -162,9 +163,7 @@ class Decider:
                 and best.name_coverage < OVERRULE_NAME_MAX and said < OVERRULE_SAID_SHARE * len(query.text))
 
     def _other_situation(self, query: Query, item: Item) -> bool:
-        """The message asks a situation (注销) and the item is for others only (设立)."""
-        situations = self._index.situations_of(item)
-        return bool(query.situations and situations and not situations & query.situations)
+        return for_other_situation(self._index.situations_of(item), query.situations)
 
     def _by_asks(self, query: Query) -> list[Scored]:
         """The items whose asks are near a message that names none of them in its own words

@@ -41,13 +41,19 @@ UNNAMED_KIND: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+def _said(sort: str, text: str) -> list[tuple[str, str]]:
+    """The (kind, word) pairs of one sort a text says; when it names no kind of the sort, those its
+    words for an unnamed one mean (驾照 → car)."""
+    said = [(kind, word) for kind, words in KINDS[sort].items() for word in words if word in text]
+    if not said and sort in UNNAMED_KIND:
+        words, kind = UNNAMED_KIND[sort]
+        said = [(kind, word) for word in words if word in text]
+    return said
+
+
 def kinds_in(text: str) -> frozenset[tuple[str, str]]:
     """The (sort, kind) pairs a text names, or means by naming a thing of the sort without its kind."""
-    named = {(sort, kind) for sort, kinds in KINDS.items() for kind, words in kinds.items()
-             if any(word in text for word in words)}
-    named |= {(sort, kind) for sort, (words, kind) in UNNAMED_KIND.items()
-              if not any(s == sort for s, _ in named) and any(word in text for word in words)}
-    return frozenset(named)
+    return frozenset((sort, kind) for sort in KINDS for kind, _ in _said(sort, text))
 
 
 # Sorts whose every kind is a service of the center: a message naming one is never about another office's.
@@ -57,11 +63,7 @@ HANDLED_HERE = frozenset({"insurance", "marriage"})
 def kind_words(text: str) -> tuple[str, ...]:
     """The words of a text that name a kind another office may handle (储蓄卡, 小车, or 驾照 where no
     kind is named), longest first where one holds another."""
-    found: list[str] = []
-    for sort, kinds in KINDS.items():
-        if sort not in HANDLED_HERE:
-            named = [word for words in kinds.values() for word in words if word in text]
-            found += named or [word for word in UNNAMED_KIND.get(sort, ((), ""))[0] if word in text]
+    found = [word for sort in KINDS if sort not in HANDLED_HERE for _, word in _said(sort, text)]
     return tuple(w for w in found if not any(w != other and w in other for other in found))
 
 

@@ -44,7 +44,7 @@ from guidebot.knowledge.normalize import name_variants, normalize
 from guidebot.knowledge.places import Elsewhere
 from guidebot.knowledge.query import Query, Unit
 from guidebot.knowledge.reading import MessageReader, base_tokenizer, cut_words, search_words
-from guidebot.knowledge.situations import marked_situations
+from guidebot.knowledge.situations import for_other_situation, marked_situations
 from guidebot.knowledge.typos import HAN, TypoCorrector
 
 __all__ = ["CatalogIndex", "Decision", "MatchResult", "Scored"]
@@ -213,7 +213,7 @@ class CatalogIndex:
         # 注销, 作废, 变更 … in a name the message never asked for: a sibling situation, not this one.
         # "new" is what a message naming no situation means; once another is asked, it is a sibling too.
         situations = self._situations[position]
-        other_situation = bool(query.situations and situations and not situations & query.situations)
+        other_situation = for_other_situation(situations, query.situations)
         exact = not other_situation and any(
             name in query.text for name in self._name_texts[position] if len(name) >= 2
         )

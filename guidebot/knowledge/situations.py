@@ -81,6 +81,11 @@ def asked_situations(text: str) -> frozenset[str]:
     return frozenset(asked)
 
 
+def for_other_situation(marked: frozenset[str], asked: frozenset[str]) -> bool:
+    """An item marked for some situations (设立) while the message asks only others (注销): a sibling's."""
+    return bool(asked and marked and not marked & asked)
+
+
 def marked_situations(name: str) -> frozenset[str]:
     """The situations an item name (or an official phrase) marks: 食品经营许可变更 → change."""
     return frozenset(kind for kind, (marks, _) in SITUATIONS.items() if any(mark in name for mark in marks))
